@@ -1,0 +1,52 @@
+import { randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { parseEnv } from 'node:util';
+import { Injectable } from '@nestjs/common';
+import { ConfigService } from '@nestjs/config';
+import { envSchema, type Env } from './config.schema.js';
+
+/** The validated configuration; `JWT_SECRET` is always set (generated in development). */
+export type AppEnv = Env & { JWT_SECRET: string; JWT_SECRET_GENERATED: boolean };
+
+export class ConfigError extends Error {}
+
+/**
+ * Reads `.env` (if present), the process environment and explicit overrides (tests, the cluster
+ * runner), in rising precedence, and validates them once. Throws a readable list of every problem.
+ */
+export function loadEnv(overrides: Record<string, string | undefined> = {}): AppEnv {
+  const fromFile = existsSync('.env') ? parseEnv(readFileSync('.env', 'utf8')) : {};
+  const raw: Record<string, string | undefined> = { ...fromFile, ...process.env, ...overrides };
+  for (const key of Object.keys(raw)) if (raw[key] === '') delete raw[key];
+  const parsed = envSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `  - ${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`Invalid configuration:\n${lines.join('\n')}`);
+  }
+  const env = parsed.data;
+  if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
+    throw new ConfigError('Invalid configuration:\n  - JWT_SECRET: required when NODE_ENV=production');
+  }
+  if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
+    throw new ConfigError('Invalid configuration:\n  - ADMIN_EMAIL and ADMIN_PASSWORD: set both or neither');
+  }
+  return {
+    ...env,
+    JWT_SECRET: env.JWT_SECRET ?? randomBytes(48).toString('base64url'),
+    JWT_SECRET_GENERATED: env.JWT_SECRET === undefined,
+  };
+}
+
+/** Typed access to the validated configuration. */
+@Injectable()
+export class AppConfig {
+  constructor(private readonly config: ConfigService<AppEnv, true>) {}
+
+  get<K extends keyof AppEnv>(key: K): AppEnv[K] {
+    return this.config.get(key, { infer: true });
+  }
+
+  get usesEmbeddedDatabase(): boolean {
+    return this.get('DATABASE_URL') === undefined;
+  }
+}

@@ -1,0 +1,52 @@
+import { z } from 'zod';
+
+const bool = z
+  .enum(['true', 'false', '1', '0', 'yes', 'no'])
+  .transform((value) => value === 'true' || value === '1' || value === 'yes');
+const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const list = z
+  .string()
+  .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
+
+/**
+ * Every environment variable the service reads, with its default. `.env.example` mirrors this
+ * list; nothing else in the code reads `process.env`.
+ */
+export const envSchema = z.object({
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: int(0, 65535).default(3000),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+
+  DATABASE_URL: z
+    .string()
+    .regex(/^postgres(ql)?:\/\//, 'must be a postgresql:// URL')
+    .optional(),
+  DATA_DIR: z.string().default('./data'),
+  DB_POOL_SIZE: int(1, 200).default(10),
+  SEED_DEMO: z.enum(['auto', 'true', 'false']).default('auto'),
+
+  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_ISSUER: z.string().default('signalcast'),
+  JWT_AUDIENCE: z.string().default('signalcast-clients'),
+  JWT_TTL_SECONDS: int(60, 30 * 24 * 3600).default(3600),
+
+  ADMIN_EMAIL: z.email().optional(),
+  ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
+
+  CORS_ORIGINS: list.default([]),
+  HTTP_BODY_LIMIT_BYTES: int(1024).default(256 * 1024),
+  AUTH_RATE_LIMIT_MAX: int(1).default(10),
+  AUTH_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
+
+  TIER_CACHE_MAX: int(1).default(100_000),
+  TIER_CACHE_TTL_MS: int(1000).default(5 * 60_000),
+
+  SYNC_BATCH_MAX_ITEMS: int(1, 1000).default(100),
+  SIGNALS_PAGE_MAX: int(1, 5000).default(500),
+
+  WS_MAX_PAYLOAD_BYTES: int(64).default(16 * 1024),
+  WS_MAX_SOCKETS_PER_USER: int(1).default(5),
+});
+
+export type Env = z.infer<typeof envSchema>;

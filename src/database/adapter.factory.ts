@@ -1,0 +1,41 @@
+import { mkdir } from 'node:fs/promises';
+import { PGlite } from '@electric-sql/pglite';
+import { PrismaPg } from '@prisma/adapter-pg';
+import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
+import { PrismaPGlite } from 'pglite-prisma-adapter';
+
+export interface OpenedAdapter {
+  adapter: SqlMigrationAwareDriverAdapterFactory;
+  kind: 'postgresql' | 'pglite';
+  /** Releases what the adapter holds beyond Prisma's own pool (the embedded database). */
+  close(): Promise<void>;
+}
+
+export interface AdapterOptions {
+  databaseUrl?: string;
+  /** PGlite data directory, or `memory://` for a throw-away database. */
+  dataDir: string;
+  poolSize: number;
+}
+
+/** PostgreSQL when a URL is given, otherwise the embedded PGlite database in `dataDir`. */
+export async function openAdapter(options: AdapterOptions): Promise<OpenedAdapter> {
+  if (options.databaseUrl) {
+    return {
+      kind: 'postgresql',
+      adapter: new PrismaPg({
+        connectionString: options.databaseUrl,
+        max: options.poolSize,
+        connectionTimeoutMillis: 5_000,
+      }),
+      close: async () => undefined,
+    };
+  }
+  if (!options.dataDir.startsWith('memory://')) await mkdir(options.dataDir, { recursive: true });
+  const pglite = await PGlite.create(options.dataDir);
+  return {
+    kind: 'pglite',
+    adapter: new PrismaPGlite(pglite),
+    close: () => pglite.close(),
+  };
+}

@@ -1,0 +1,135 @@
+import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import {
+  bindMigrationAwareSqlAdapterFactory,
+  type SqlMigrationAwareDriverAdapterFactory,
+} from '@prisma/driver-adapter-utils';
+import type { MigrationList, SchemaEngine } from '@prisma/schema-engine-wasm';
+
+/** `prisma/` sits two levels above both `src/database/` and `dist/database/`. */
+export const PRISMA_DIR = fileURLToPath(new URL('../../prisma/', import.meta.url));
+const MIGRATIONS_DIR = path.join(PRISMA_DIR, 'migrations');
+const SCHEMA_PATH = path.join(PRISMA_DIR, 'schema.prisma');
+const NO_FILTERS = { externalTables: [], externalEnums: [] };
+
+type Bindings = typeof import('@prisma/schema-engine-wasm/schema_engine_bg');
+let bindings: Promise<Bindings> | undefined;
+
+/**
+ * Prisma's schema engine compiled to WebAssembly: the native binary cannot be downloaded on our
+ * machines, and Node 20 cannot import the package's ESM entry (it imports a `.wasm` file), so the
+ * module is instantiated by hand, as the package's own entry would do.
+ */
+function loadBindings(): Promise<Bindings> {
+  bindings ??= (async () => {
+    const bg = await import('@prisma/schema-engine-wasm/schema_engine_bg');
+    const require = createRequire(import.meta.url);
+    const wasmPath = path.join(
+      path.dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg')),
+      'schema_engine_bg.wasm',
+    );
+    const { instance } = await WebAssembly.instantiate(await readFile(wasmPath), {
+      './schema_engine_bg.js': bg as unknown as WebAssembly.ModuleImports,
+    });
+    bg.__wbg_set_wasm(instance.exports);
+    (instance.exports as { __wbindgen_start(): void }).__wbindgen_start();
+    return bg;
+  })();
+  return bindings;
+}
+
+async function openEngine(adapter: SqlMigrationAwareDriverAdapterFactory): Promise<SchemaEngine> {
+  const { SchemaEngine } = await loadBindings();
+  const schema = await readFile(SCHEMA_PATH, 'utf8');
+  return SchemaEngine.new(
+    { datamodels: [[SCHEMA_PATH, schema]] },
+    () => undefined,
+    bindMigrationAwareSqlAdapterFactory(adapter),
+  );
+}
+
+async function readMigrations(): Promise<MigrationList> {
+  const entries = await readdir(MIGRATIONS_DIR, { withFileTypes: true }).catch(() => []);
+  const directories = entries
+    .filter((entry) => entry.isDirectory())
+    .map((entry) => entry.name)
+    .sort();
+  const lockPath = path.join(MIGRATIONS_DIR, 'migration_lock.toml');
+  return {
+    baseDir: MIGRATIONS_DIR,
+    lockfile: {
+      path: 'migration_lock.toml',
+      content: await readFile(lockPath, 'utf8').catch(() => null),
+    },
+    shadowDbInitScript: '',
+    migrationDirectories: await Promise.all(
+      directories.map(async (dir) => ({
+        path: dir,
+        migrationFile: {
+          path: 'migration.sql',
+          content: await readFile(path.join(MIGRATIONS_DIR, dir, 'migration.sql'), 'utf8').then(
+            (value) => ({ tag: 'ok' as const, value }),
+            (error: Error) => ({ tag: 'error' as const, value: error.message }),
+          ),
+        },
+      })),
+    ),
+  };
+}
+
+/** Applies pending migrations exactly as `prisma migrate deploy` would; returns their names. */
+export async function applyMigrations(
+  adapter: SqlMigrationAwareDriverAdapterFactory,
+): Promise<string[]> {
+  const engine = await openEngine(adapter);
+  try {
+    const result = await engine.applyMigrations({
+      migrationsList: await readMigrations(),
+      filters: NO_FILTERS,
+    });
+    return result.appliedMigrationNames;
+  } finally {
+    engine.free();
+  }
+}
+
+/**
+ * Writes a new migration for the difference between the migrations folder and schema.prisma.
+ * `adapter` must be a throw-away database: the existing migrations are applied to it, and the
+ * schema engine then diffs that database against schema.prisma. (The WebAssembly engine's own
+ * `createMigration` wants a shadow database from a factory the CLI does not expose.)
+ */
+export async function createMigration(
+  adapter: SqlMigrationAwareDriverAdapterFactory,
+  name: string,
+): Promise<string | null> {
+  await applyMigrations(adapter);
+  const engine = await openEngine(adapter);
+  try {
+    const files = [{ path: SCHEMA_PATH, content: await readFile(SCHEMA_PATH, 'utf8') }];
+    const { stdout } = await engine.diff({
+      from: { tag: 'schemaDatasource', files, configDir: PRISMA_DIR },
+      to: { tag: 'schemaDatamodel', files },
+      script: true,
+      exitCode: null,
+      filters: NO_FILTERS,
+    });
+    if (!stdout || /^-- This is an empty migration/.test(stdout.trim())) return null;
+    const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);
+    const dir = path.join(MIGRATIONS_DIR, `${stamp}_${name}`);
+    await mkdir(dir, { recursive: true });
+    await writeFile(path.join(dir, 'migration.sql'), stdout);
+    const lockPath = path.join(MIGRATIONS_DIR, 'migration_lock.toml');
+    await readFile(lockPath).catch(() =>
+      writeFile(
+        lockPath,
+        '# Please do not edit this file manually\n# It should be added in your version-control system (e.g., Git)\nprovider = "postgresql"\n',
+      ),
+    );
+    return dir;
+  } finally {
+    engine.free();
+  }
+}
