@@ -24,6 +24,8 @@ export const envSchema = z.object({
     .optional(),
   DATA_DIR: z.string().default('./data'),
   DB_POOL_SIZE: int(1, 200).default(10),
+  /** Apply pending migrations at start. Always on for the embedded database. */
+  DB_MIGRATE_ON_START: bool.default(false),
   SEED_DEMO: z.enum(['auto', 'true', 'false']).default('auto'),
 
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
@@ -34,6 +36,8 @@ export const envSchema = z.object({
   ADMIN_EMAIL: z.email().optional(),
   ADMIN_PASSWORD: z.string().min(12, 'must be at least 12 characters').optional(),
 
+  /** Express `trust proxy`: set to the number of proxies in front, so rate limits see the client IP. */
+  TRUST_PROXY: int(0, 10).default(0),
   CORS_ORIGINS: list.default([]),
   HTTP_BODY_LIMIT_BYTES: int(1024).default(256 * 1024),
   AUTH_RATE_LIMIT_MAX: int(1).default(10),

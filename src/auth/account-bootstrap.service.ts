@@ -1,0 +1,73 @@
+import { writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { AppConfig } from '../config/app-config.js';
+import type { Role, Tier } from '../generated/prisma/enums.js';
+import { UsersRepository } from './users.repository.js';
+import { UsersService } from './users.service.js';
+
+export const DEMO_PASSWORD = 'signalcast-demo';
+const DEMO_ACCOUNTS: { email: string; role: Role; tier: Tier }[] = [
+  { email: 'admin@demo.signalcast', role: 'admin', tier: 'elite' },
+  { email: 'free@demo.signalcast', role: 'subscriber', tier: 'free' },
+  { email: 'pro@demo.signalcast', role: 'subscriber', tier: 'pro' },
+  { email: 'elite@demo.signalcast', role: 'subscriber', tier: 'elite' },
+  { email: 'provider@demo.signalcast', role: 'provider', tier: 'free' },
+];
+
+/**
+ * At start: the first admin from ADMIN_EMAIL/ADMIN_PASSWORD (created if absent), and, on an empty
+ * embedded database, demo accounts whose credentials are written to DATA_DIR/demo-credentials.json.
+ */
+@Injectable()
+export class AccountBootstrapService implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Accounts');
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly usersRepository: UsersRepository,
+    private readonly users: UsersService,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const seed = this.config.get('SEED_DEMO');
+    const wantsDemo = seed === 'true' || (seed === 'auto' && this.config.usesEmbeddedDatabase);
+    if (wantsDemo && (await this.usersRepository.count()) === 0) await this.seedDemo();
+    await this.ensureAdmin();
+  }
+
+  private async ensureAdmin(): Promise<void> {
+    const email = this.config.get('ADMIN_EMAIL')?.toLowerCase();
+    const password = this.config.get('ADMIN_PASSWORD');
+    if (!email || !password || (await this.usersRepository.findByEmail(email))) return;
+    await this.users.create({ email, password, role: 'admin', tier: 'elite' });
+    this.logger.log(`Created the admin account ${email} from ADMIN_EMAIL`);
+  }
+
+  private async seedDemo(): Promise<void> {
+    const created = [];
+    for (const account of DEMO_ACCOUNTS) {
+      created.push(await this.users.create({ ...account, password: DEMO_PASSWORD }));
+    }
+    const provider = created.find((user) => user.role === 'provider')!;
+    const { key } = await this.users.createApiKey(provider.id);
+    const file = path.join(this.config.get('DATA_DIR'), 'demo-credentials.json');
+    const port = this.config.get('PORT');
+    await writeFile(
+      file,
+      JSON.stringify({ base_url: `http://localhost:${port}`, password: DEMO_PASSWORD, accounts: DEMO_ACCOUNTS, provider_api_key: key }, null, 2),
+      { mode: 0o600 },
+    );
+    // Printed straight to the terminal, not through the logger: log shippers never see the demo key.
+    process.stdout.write(
+      [
+        '',
+        '  Demo accounts created on this empty embedded database (password for all: ' + DEMO_PASSWORD + ')',
+        ...DEMO_ACCOUNTS.map((a) => `    ${a.email.padEnd(28)} ${a.role.padEnd(11)} ${a.tier}`),
+        `  Provider API key and all of the above: ${file}`,
+        '  Send a demo signal: npm run demo:signal -- --premium',
+        '',
+      ].join('\n') + '\n',
+    );
+  }
+}

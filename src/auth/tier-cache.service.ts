@@ -1,0 +1,70 @@
+import { Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { LRUCache } from 'lru-cache';
+import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
+import { AppConfig } from '../config/app-config.js';
+import type { Tier } from '../generated/prisma/enums.js';
+import { UsersRepository } from './users.repository.js';
+
+/**
+ * Users' tiers, bounded and expiring. Misses are loaded in batches: however many users a
+ * broadcast finds uncached, they cost one query. Tier changes arrive through the bus, from this
+ * instance or any other, and replace the cached value at once.
+ */
+@Injectable()
+export class TierCache implements OnModuleDestroy {
+  private readonly cache: LRUCache<string, Tier>;
+  /** When each user's tier last changed (a counter), so a load racing a change cannot undo it. */
+  private readonly changedAt: LRUCache<string, number>;
+  private changes = 0;
+  private readonly unsubscribe: Unsubscribe;
+
+  constructor(
+    private readonly users: UsersRepository,
+    bus: MessageBus,
+    config: AppConfig,
+  ) {
+    this.cache = new LRUCache({ max: config.get('TIER_CACHE_MAX'), ttl: config.get('TIER_CACHE_TTL_MS') });
+    this.changedAt = new LRUCache({ max: config.get('TIER_CACHE_MAX') });
+    this.unsubscribe = bus.onTierChange(({ userId, tier }) => {
+      this.changedAt.set(userId, ++this.changes);
+      if (tier) this.cache.set(userId, tier);
+      else this.cache.delete(userId);
+    });
+  }
+
+  /** The cached tier, without loading. */
+  peek(userId: string): Tier | undefined {
+    return this.cache.get(userId);
+  }
+
+  /** One user's tier, loaded if needed; `undefined` if the user does not exist. */
+  async get(userId: string): Promise<Tier | undefined> {
+    return (await this.getMany([userId])).get(userId);
+  }
+
+  /** Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent. */
+  async getMany(userIds: Iterable<string>): Promise<Map<string, Tier>> {
+    const found = new Map<string, Tier>();
+    const missing: string[] = [];
+    for (const id of userIds) {
+      const tier = this.cache.get(id);
+      if (tier) found.set(id, tier);
+      else missing.push(id);
+    }
+    if (missing.length > 0) {
+      const loadStartedAt = this.changes;
+      for (const [id, loaded] of await this.users.findTiers(missing)) {
+        const changedSince = (this.changedAt.get(id) ?? 0) > loadStartedAt;
+        const tier = changedSince ? this.cache.get(id) : loaded;
+        if (!tier) continue;
+        if (!changedSince) this.cache.set(id, tier);
+        found.set(id, tier);
+      }
+    }
+    return found;
+  }
+
+  onModuleDestroy(): void {
+    this.unsubscribe();
+  }
+}

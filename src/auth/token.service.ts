@@ -1,0 +1,70 @@
+import { Injectable } from '@nestjs/common';
+import { JwtService } from '@nestjs/jwt';
+import type { VerifyOptions } from 'jsonwebtoken';
+import { AppConfig } from '../config/app-config.js';
+import { Role } from '../generated/prisma/enums.js';
+import type { Principal } from './principal.js';
+
+interface AccessTokenClaims {
+  sub: string;
+  role: Role;
+  exp: number;
+}
+
+const ROLES = new Set<string>(Object.values(Role));
+
+/**
+ * The one place that signs and verifies access tokens, for HTTP (through the passport strategy)
+ * and WebSocket upgrades alike. HS256 is pinned: `alg: none` and every other algorithm fail.
+ */
+@Injectable()
+export class TokenService {
+  readonly verifyOptions: VerifyOptions & { algorithms: ['HS256'] };
+
+  constructor(
+    private readonly jwt: JwtService,
+    private readonly config: AppConfig,
+  ) {
+    this.verifyOptions = {
+      algorithms: ['HS256'],
+      issuer: config.get('JWT_ISSUER'),
+      audience: config.get('JWT_AUDIENCE'),
+    };
+  }
+
+  get secret(): string {
+    return this.config.get('JWT_SECRET');
+  }
+
+  issue(userId: string, role: Role): { accessToken: string; expiresIn: number } {
+    const expiresIn = this.config.get('JWT_TTL_SECONDS');
+    const accessToken = this.jwt.sign(
+      { role },
+      {
+        secret: this.secret,
+        algorithm: 'HS256',
+        subject: userId,
+        issuer: this.verifyOptions.issuer as string,
+        audience: this.verifyOptions.audience as string,
+        expiresIn,
+      },
+    );
+    return { accessToken, expiresIn };
+  }
+
+  /** The principal a token proves, or `null` for any invalid, expired or foreign token. */
+  verify(token: string): Principal | null {
+    try {
+      const claims = this.jwt.verify<AccessTokenClaims>(token, { secret: this.secret, ...this.verifyOptions });
+      return this.toPrincipal(claims);
+    } catch {
+      return null;
+    }
+  }
+
+  /** Checks the claims' shape; shared with the passport strategy, which verifies the signature itself. */
+  toPrincipal(claims: Partial<AccessTokenClaims>): Principal | null {
+    if (typeof claims.sub !== 'string' || typeof claims.role !== 'string' || !ROLES.has(claims.role)) return null;
+    return { userId: claims.sub, role: claims.role, tokenExpiresAt: claims.exp };
+  }
+}

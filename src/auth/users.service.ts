@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import { MessageBus } from '../bus/bus.types.js';
+import { AppError } from '../common/app-error.js';
+import type { User } from '../generated/prisma/client.js';
+import { ApiKeysRepository } from './api-keys.repository.js';
+import { generateApiKey } from './api-key.js';
+import type { CreateUserInput, UpdateUserInput } from './auth.dto.js';
+import { hashPassword } from './passwords.js';
+import { UsersRepository } from './users.repository.js';
+
+export interface UserView {
+  id: string;
+  email: string;
+  role: User['role'];
+  tier: User['tier'];
+  created_at: string;
+  updated_at: string;
+}
+
+export function toUserView(user: User): UserView {
+  return {
+    id: user.id,
+    email: user.email,
+    role: user.role,
+    tier: user.tier,
+    created_at: user.createdAt.toISOString(),
+    updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class UsersService {
+  constructor(
+    private readonly users: UsersRepository,
+    private readonly apiKeys: ApiKeysRepository,
+    private readonly bus: MessageBus,
+  ) {}
+
+  async create(input: CreateUserInput): Promise<User> {
+    const user = await this.users.create({
+      email: input.email,
+      passwordHash: await hashPassword(input.password),
+      role: input.role,
+      tier: input.tier,
+    });
+    if (!user) throw new AppError('conflict', `A user with email ${input.email} already exists`);
+    return user;
+  }
+
+  async get(id: string): Promise<User> {
+    const user = await this.users.findById(id);
+    if (!user) throw new AppError('not_found', `No user with id ${id}`);
+    return user;
+  }
+
+  /**
+   * Commits the change, then tells every instance through the bus; each replaces its cached
+   * tier, so open sockets are gated by the new tier from the next signal on.
+   */
+  async update(id: string, input: UpdateUserInput): Promise<User> {
+    const user = await this.users.update(id, input);
+    if (!user) throw new AppError('not_found', `No user with id ${id}`);
+    await this.bus.publishTierChange({ userId: user.id, tier: user.tier });
+    return user;
+  }
+
+  async createApiKey(userId: string): Promise<{ id: string; key: string; prefix: string; createdAt: Date }> {
+    const user = await this.get(userId);
+    if (user.role !== 'provider') throw new AppError('conflict', 'API keys can only be created for provider users');
+    const generated = generateApiKey();
+    const stored = await this.apiKeys.create({ userId, keyHash: generated.hash, prefix: generated.prefix });
+    return { id: stored.id, key: generated.key, prefix: generated.prefix, createdAt: stored.createdAt };
+  }
+
+  async revokeApiKey(id: string): Promise<void> {
+    if (!(await this.apiKeys.revoke(id))) throw new AppError('not_found', `No active API key with id ${id}`);
+  }
+}

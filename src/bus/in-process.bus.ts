@@ -1,0 +1,31 @@
+import { Injectable } from '@nestjs/common';
+import type { SignalEvent } from '../signals/signal.types.js';
+import { MessageBus, type TierChange, type Unsubscribe } from './bus.types.js';
+
+function subscribe<T>(handlers: Set<(value: T) => void>, handler: (value: T) => void): Unsubscribe {
+  handlers.add(handler);
+  return () => handlers.delete(handler);
+}
+
+/** The single-process bus: delivery is synchronous, so it is ordered and cannot be lost. */
+@Injectable()
+export class InProcessBus extends MessageBus {
+  private readonly signalHandlers = new Set<(event: SignalEvent) => void>();
+  private readonly tierHandlers = new Set<(change: TierChange) => void>();
+
+  async publishSignal(event: SignalEvent): Promise<void> {
+    for (const handler of this.signalHandlers) handler(event);
+  }
+
+  onSignal(handler: (event: SignalEvent) => void): Unsubscribe {
+    return subscribe(this.signalHandlers, handler);
+  }
+
+  async publishTierChange(change: TierChange): Promise<void> {
+    for (const handler of this.tierHandlers) handler(change);
+  }
+
+  onTierChange(handler: (change: TierChange) => void): Unsubscribe {
+    return subscribe(this.tierHandlers, handler);
+  }
+}

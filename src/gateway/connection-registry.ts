@@ -1,0 +1,56 @@
+import type { WebSocket } from 'ws';
+import type { Principal } from '../auth/principal.js';
+
+export interface Connection {
+  socket: WebSocket;
+  principal: Principal;
+  connectedAt: number;
+}
+
+/** Open sockets indexed by user, so a broadcast walks users, never a flat list of sockets. */
+export class ConnectionRegistry {
+  private readonly byUser = new Map<string, Set<Connection>>();
+  private readonly bySocket = new Map<WebSocket, Connection>();
+
+  add(connection: Connection): void {
+    this.bySocket.set(connection.socket, connection);
+    let sockets = this.byUser.get(connection.principal.userId);
+    if (!sockets) this.byUser.set(connection.principal.userId, (sockets = new Set()));
+    sockets.add(connection);
+  }
+
+  /** Returns the removed connection, or undefined if it was already gone. */
+  remove(socket: WebSocket): Connection | undefined {
+    const connection = this.bySocket.get(socket);
+    if (!connection) return undefined;
+    this.bySocket.delete(socket);
+    const sockets = this.byUser.get(connection.principal.userId);
+    sockets?.delete(connection);
+    if (sockets?.size === 0) this.byUser.delete(connection.principal.userId);
+    return connection;
+  }
+
+  countForUser(userId: string): number {
+    return this.byUser.get(userId)?.size ?? 0;
+  }
+
+  get connectionCount(): number {
+    return this.bySocket.size;
+  }
+
+  get userCount(): number {
+    return this.byUser.size;
+  }
+
+  userIds(): IterableIterator<string> {
+    return this.byUser.keys();
+  }
+
+  socketsOf(userId: string): ReadonlySet<Connection> | undefined {
+    return this.byUser.get(userId);
+  }
+
+  all(): IterableIterator<Connection> {
+    return this.bySocket.values();
+  }
+}

@@ -1,0 +1,15 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
+import { SignalsModule } from '../signals/signals.module.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { FanoutService } from './fanout.service.js';
+import { SignalsGateway } from './signals.gateway.js';
+import { StatsController } from './stats.controller.js';
+import { UpgradeAuthenticator } from './upgrade-authenticator.js';
+
+@Module({
+  imports: [AuthModule, SignalsModule],
+  controllers: [StatsController],
+  providers: [ConnectionRegistry, FanoutService, SignalsGateway, UpgradeAuthenticator],
+})
+export class GatewayModule {}

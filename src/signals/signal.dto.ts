@@ -1,0 +1,60 @@
+import { z } from 'zod';
+import { SignalSide, SignalStatus } from '../generated/prisma/enums.js';
+import { Prisma } from '../generated/prisma/client.js';
+
+const { Decimal } = Prisma;
+
+/** Prices travel as strings and are stored as NUMERIC: no float ever touches them. */
+const price = z
+  .string()
+  .regex(/^\d{1,20}(\.\d{1,18})?$/, 'must be a positive decimal string such as "42150.5"')
+  .refine((value) => new Decimal(value).gt(0), 'must be greater than 0')
+  .transform((value) => new Decimal(value).toFixed());
+
+const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((value) => new Date(value));
+
+export const syncSignalSchema = z
+  .strictObject({
+    external_id: z.string().regex(/^[A-Za-z0-9._:\-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
+    symbol: z
+      .string()
+      .regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 . _ - / :')
+      .transform((value) => value.toUpperCase()),
+    market: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase word such as crypto, stocks, forex'),
+    side: z.enum(SignalSide),
+    entry: price,
+    stop_loss: price.nullable().default(null),
+    take_profits: z.array(price).max(10, 'at most 10 targets').default([]),
+    confidence: z.number().int('must be an integer').min(0).max(100),
+    timeframe: z.string().regex(/^[1-9]\d{0,3}(s|m|h|d|w|M)$/, 'must look like 1m, 15m, 4h, 1d, 1w'),
+    note: z.string().max(2000).nullable().default(null),
+    premium: z.boolean().default(false),
+    status: z.enum(SignalStatus).default('active'),
+    issued_at: timestamp,
+    expires_at: timestamp.nullable().default(null),
+  })
+  .refine((s) => s.expires_at === null || s.expires_at > s.issued_at, {
+    message: 'must be later than issued_at',
+    path: ['expires_at'],
+  });
+
+export type SyncSignalInput = z.output<typeof syncSignalSchema>;
+
+/** The batch envelope; items are validated one by one so each gets its own answer. */
+export const syncBatchSchema = (maxItems: number) =>
+  z.strictObject({
+    signals: z.array(z.unknown()).min(1, 'must hold at least one signal').max(maxItems, `at most ${maxItems} signals per request`),
+  });
+
+export const listSignalsQuerySchema = (maxLimit: number) =>
+  z.strictObject({
+    symbol: z
+      .string()
+      .regex(/^[A-Za-z0-9._\-/:]{1,32}$/)
+      .transform((value) => value.toUpperCase())
+      .optional(),
+    after_seq: z.coerce.number().int().min(0).default(0),
+    limit: z.coerce.number().int().min(1).max(maxLimit).default(Math.min(100, maxLimit)),
+  });
+
+export type ListSignalsQuery = z.output<ReturnType<typeof listSignalsQuerySchema>>;

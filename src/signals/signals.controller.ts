@@ -1,0 +1,114 @@
+import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { ApiBearerAuth, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import type { Response } from 'express';
+import type { z } from 'zod';
+import { ApiKeyGuard, CurrentPrincipal, JwtAuthGuard } from '../auth/auth.guards.js';
+import type { Principal } from '../auth/principal.js';
+import { TierCache } from '../auth/tier-cache.service.js';
+import { AppError, type ErrorDetail } from '../common/app-error.js';
+import { ApiZodBody } from '../common/openapi.js';
+import { validationError, ZodValidationPipe, zodIssues } from '../common/zod-validation.pipe.js';
+import { AppConfig } from '../config/app-config.js';
+import {
+  listSignalsQuerySchema,
+  syncBatchSchema,
+  syncSignalSchema,
+  type ListSignalsQuery,
+  type SyncSignalInput,
+} from './signal.dto.js';
+import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
+import { SignalsService } from './signals.service.js';
+
+interface SyncResponse {
+  result: SyncResult;
+  seq: number;
+  signal: SignalView;
+}
+
+type BatchItemResponse =
+  | ({ index: number; status: 200 | 201 } & SyncResponse)
+  | { index: number; status: 400; error: { code: 'validation_failed'; message: string; details: ErrorDetail[] } };
+
+const toResponse = ({ result, signal }: SyncOutcome): SyncResponse => ({ result, seq: signal.seq, signal });
+
+@ApiTags('signals')
+@Controller('api/v1')
+export class SignalsController {
+  private readonly batchSchema: ReturnType<typeof syncBatchSchema>;
+  private readonly listQueryPipe: ZodValidationPipe<ReturnType<typeof listSignalsQuerySchema>>;
+
+  constructor(
+    private readonly signals: SignalsService,
+    private readonly tiers: TierCache,
+    config: AppConfig,
+  ) {
+    this.batchSchema = syncBatchSchema(config.get('SYNC_BATCH_MAX_ITEMS'));
+    this.listQueryPipe = new ZodValidationPipe(listSignalsQuerySchema(config.get('SIGNALS_PAGE_MAX')));
+  }
+
+  @Post('external-signals/sync/signal')
+  @UseGuards(ApiKeyGuard)
+  @ApiHeader({ name: 'X-Api-Key', required: true })
+  @ApiOperation({
+    summary: 'Upsert one signal by (provider, external_id): 201 new, 200 amended (new version) or identical re-send',
+  })
+  @ApiZodBody(syncSignalSchema)
+  async syncOne(
+    @CurrentPrincipal() provider: Principal,
+    @Body(new ZodValidationPipe(syncSignalSchema)) body: SyncSignalInput,
+    @Res({ passthrough: true }) response: Response,
+  ): Promise<SyncResponse> {
+    const [outcome] = await this.signals.sync(provider.userId, [body]);
+    response.status(outcome!.result === 'created' ? 201 : 200);
+    return toResponse(outcome!);
+  }
+
+  @Post('external-signals/sync/signals')
+  @HttpCode(200)
+  @UseGuards(ApiKeyGuard)
+  @ApiHeader({ name: 'X-Api-Key', required: true })
+  @ApiOperation({ summary: 'Upsert a batch of signals; each item is answered individually, in order' })
+  async syncMany(
+    @CurrentPrincipal() provider: Principal,
+    @Body() body: unknown,
+  ): Promise<{ results: BatchItemResponse[] }> {
+    const envelope = this.batchSchema.safeParse(body);
+    if (!envelope.success) throw validationError(zodIssues(envelope.error));
+    const results: BatchItemResponse[] = [];
+    const valid: { index: number; input: SyncSignalInput }[] = [];
+    envelope.data.signals.forEach((item, index) => {
+      const parsed = syncSignalSchema.safeParse(item);
+      if (parsed.success) {
+        valid.push({ index, input: parsed.data });
+        return;
+      }
+      const details = zodIssues(parsed.error).map((d) => ({ ...d, field: `signals[${index}].${d.field}` }));
+      results[index] = { index, status: 400, error: validationError(details).toJSON() as never };
+    });
+    if (valid.length > 0) {
+      const outcomes = await this.signals.sync(provider.userId, valid.map((item) => item.input));
+      outcomes.forEach((outcome, i) => {
+        const index = valid[i]!.index;
+        results[index] = { index, status: outcome.result === 'created' ? 201 : 200, ...toResponse(outcome) };
+      });
+    }
+    return { results };
+  }
+
+  @Get('signals')
+  @UseGuards(JwtAuthGuard)
+  @ApiBearerAuth()
+  @ApiOperation({ summary: 'Signals after a seq, oldest first, filtered by your tier (polling and catch-up)' })
+  async list(
+    @CurrentPrincipal() principal: Principal,
+    @Query() rawQuery: Record<string, unknown>,
+  ): Promise<{ data: SignalView[]; next_after_seq: number; has_more: boolean }> {
+    const query: ListSignalsQuery = this.listQueryPipe.transform(rawQuery);
+    const tier = await this.tiers.get(principal.userId);
+    if (!tier) throw new AppError('unauthorized', 'The user behind this token no longer exists');
+    const data = await this.signals.list(tier, { ...query, limit: query.limit + 1 });
+    const hasMore = data.length > query.limit;
+    const page = hasMore ? data.slice(0, query.limit) : data;
+    return { data: page, next_after_seq: page.at(-1)?.seq ?? query.after_seq, has_more: hasMore };
+  }
+}

@@ -1,0 +1,13 @@
+import { Module } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module.js';
+import { SignalsController } from './signals.controller.js';
+import { SignalsRepository } from './signals.repository.js';
+import { SignalsService } from './signals.service.js';
+
+@Module({
+  imports: [AuthModule],
+  controllers: [SignalsController],
+  providers: [SignalsRepository, SignalsService],
+  exports: [SignalsService],
+})
+export class SignalsModule {}
