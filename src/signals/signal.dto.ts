@@ -15,7 +15,7 @@ const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 d
 
 export const syncSignalSchema = z
   .strictObject({
-    external_id: z.string().regex(/^[A-Za-z0-9._:\-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
+    external_id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
     symbol: z
       .string()
       .regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 . _ - / :')

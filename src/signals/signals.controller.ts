@@ -1,7 +1,6 @@
 import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import type { z } from 'zod';
 import { ApiKeyGuard, CurrentPrincipal, JwtAuthGuard } from '../auth/auth.guards.js';
 import type { Principal } from '../auth/principal.js';
 import { TierCache } from '../auth/tier-cache.service.js';

@@ -1,0 +1,77 @@
+import 'reflect-metadata';
+import { randomBytes } from 'node:crypto';
+import type { AddressInfo } from 'node:net';
+import pg from 'pg';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { createApp } from '../../src/app.factory.js';
+import { loadEnv } from '../../src/config/app-config.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-000000';
+export const ADMIN = { email: 'admin@test.signalcast', password: 'admin-password-123' };
+const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase {
+  /** `undefined` for the embedded database. */
+  url?: string;
+  drop(): Promise<void>;
+}
+
+/**
+ * A fresh database for one test file: on PostgreSQL a new database (created here, dropped after),
+ * otherwise an in-memory PGlite. Chosen by TEST_DATABASE, which the vitest projects set. A
+ * PostgreSQL that cannot be reached fails the tests; it never skips them.
+ */
+export async function createTestDatabase(): Promise<TestDatabase> {
+  if (process.env.TEST_DATABASE !== 'postgres') return { drop: async () => undefined };
+  const name = `signalcast_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const url = new URL(POSTGRES_ADMIN_URL);
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(),
+    drop: async () => {
+      const client = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    },
+  };
+}
+
+export interface TestApp {
+  app: NestExpressApplication;
+  baseUrl: string;
+  wsUrl: string;
+  close(): Promise<void>;
+}
+
+/** Boots the real application (same factory as main.ts) on an ephemeral port. */
+export async function startApp(database: TestDatabase, overrides: Record<string, string> = {}): Promise<TestApp> {
+  const env = loadEnv({
+    NODE_ENV: 'test',
+    PORT: '0',
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: TEST_JWT_SECRET,
+    ADMIN_EMAIL: ADMIN.email,
+    ADMIN_PASSWORD: ADMIN.password,
+    SEED_DEMO: 'false',
+    DATABASE_URL: database.url,
+    DATA_DIR: 'memory://',
+    DB_MIGRATE_ON_START: 'true',
+    AUTH_RATE_LIMIT_MAX: '1000',
+    ...overrides,
+  });
+  const app = await createApp(env);
+  await app.listen(0, '127.0.0.1');
+  const { port } = app.getHttpServer().address() as AddressInfo;
+  return {
+    app,
+    baseUrl: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
+    close: () => app.close(),
+  };
+}
