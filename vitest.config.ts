@@ -1,7 +1,5 @@
-import swc from 'unplugin-swc';
 import { defineConfig } from 'vitest/config';
 
-// SWC compiles the tests so Nest's decorators get their design-time metadata, as tsc does.
 const e2e = (database: 'pglite' | 'postgres') => ({
   extends: true as const,
   test: {
@@ -14,7 +12,8 @@ const e2e = (database: 'pglite' | 'postgres') => ({
 });
 
 export default defineConfig({
-  plugins: [swc.vite({ module: { type: 'es6' } })],
+  // Nest's dependency injection reads design-time metadata: have Oxc emit it, as tsc does.
+  oxc: { decorator: { legacy: true, emitDecoratorMetadata: true } },
   test: {
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },

@@ -62,9 +62,13 @@ export class TokenService {
     }
   }
 
-  /** Checks the claims' shape; shared with the passport strategy, which verifies the signature itself. */
+  /**
+   * Checks the claims' shape; shared with the passport strategy, which verifies the signature
+   * itself. A token without `exp` is refused: every token we issue expires.
+   */
   toPrincipal(claims: Partial<AccessTokenClaims>): Principal | null {
-    if (typeof claims.sub !== 'string' || typeof claims.role !== 'string' || !ROLES.has(claims.role)) return null;
+    if (typeof claims.sub !== 'string' || typeof claims.exp !== 'number') return null;
+    if (typeof claims.role !== 'string' || !ROLES.has(claims.role)) return null;
     return { userId: claims.sub, role: claims.role, tokenExpiresAt: claims.exp };
   }
 }
