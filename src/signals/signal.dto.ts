@@ -8,7 +8,7 @@ const { Decimal } = Prisma;
 const price = z
   .string()
   .regex(/^\d{1,20}(\.\d{1,18})?$/, 'must be a positive decimal string such as "42150.5"')
-  .refine((value) => new Decimal(value).gt(0), 'must be greater than 0')
+  .refine((value) => /[1-9]/.test(value), 'must be greater than 0')
   .transform((value) => new Decimal(value).toFixed());
 
 const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((value) => new Date(value));
