@@ -6,7 +6,8 @@ import type { Tier } from '../generated/prisma/enums.js';
 import { visibleMinTiers } from './entitlement.js';
 import type { ListSignalsQuery, SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SignalView, SyncOutcome } from './signal.types.js';
-import { SignalsRepository, toSignalView, type WriteOutcome, type WriteRequest } from './signals.repository.js';
+import { SignalsRepository, toSignalView, type WriteOutcome } from './signals.repository.js';
+import type { WriteRequest } from './sync-plan.js';
 
 interface PendingSync {
   requests: WriteRequest[];

@@ -1,0 +1,68 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { describe, expect, it } from 'vitest';
+import { InProcessBus } from '../bus/in-process.bus.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { Tier } from '../generated/prisma/enums.js';
+import { strictMock } from '../testing/strict-mock.js';
+import { TierCache } from './tier-cache.service.js';
+import type { UsersRepository } from './users.repository.js';
+
+function setup(tiers: Record<string, Tier>, ttlMs = 60_000) {
+  const users = strictMock<UsersRepository>({
+    findTiers: async (ids: readonly string[]) => new Map(ids.filter((id) => tiers[id]).map((id) => [id, tiers[id]!])),
+  });
+  const config = strictMock<AppConfig>({
+    get: ((key: string) => ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: ttlMs })[key]) as AppConfig['get'],
+  });
+  const bus = new InProcessBus();
+  return { cache: new TierCache(users, bus, config), users, bus };
+}
+
+describe('TierCache', () => {
+  it('loads all uncached users of a request in one query, then serves them from memory', async () => {
+    const { cache, users } = setup({ a: 'free', b: 'pro', c: 'elite' });
+    expect(await cache.getMany(['a', 'b', 'c', 'ghost'])).toEqual(new Map([['a', 'free'], ['b', 'pro'], ['c', 'elite']]));
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    expect(users.findTiers).toHaveBeenCalledWith(['a', 'b', 'c', 'ghost']);
+
+    await cache.getMany(['a', 'b', 'c']);
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    await cache.getMany(['a', 'd']);
+    expect(users.findTiers).toHaveBeenLastCalledWith(['d']);
+  });
+
+  it('expires entries after the TTL', async () => {
+    const { cache, users } = setup({ a: 'pro' }, 30);
+    await cache.get('a');
+    expect(cache.peek('a')).toBe('pro');
+    await sleep(60);
+    expect(cache.peek('a')).toBeUndefined();
+    await cache.get('a');
+    expect(users.findTiers).toHaveBeenCalledTimes(2);
+  });
+
+  it('takes tier changes from the bus at once, and forgets deleted users', async () => {
+    const { cache, bus, users } = setup({ a: 'elite' });
+    await cache.get('a');
+    await bus.publishTierChange({ userId: 'a', tier: 'free' });
+    expect(await cache.get('a')).toBe('free');
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    await bus.publishTierChange({ userId: 'a', tier: null });
+    expect(cache.peek('a')).toBeUndefined();
+  });
+
+  it('does not let a load that raced a tier change overwrite the change', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const { cache, bus, users } = setup({ a: 'elite' });
+    users.findTiers.mockImplementationOnce(async () => {
+      await gate;
+      return new Map([['a', 'elite' as Tier]]);
+    });
+    const pending = cache.get('a');
+    await bus.publishTierChange({ userId: 'a', tier: 'free' });
+    release();
+    expect(await pending).toBe('free');
+    expect(cache.peek('a')).toBe('free');
+  });
+});

@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { syncSignalSchema } from './signal.dto.js';
+import { contentOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
+
+const input = (overrides: Record<string, unknown> = {}) =>
+  syncSignalSchema.parse({
+    external_id: 'a-1',
+    symbol: 'btcusdt',
+    market: 'crypto',
+    side: 'long',
+    entry: '100.50',
+    take_profits: ['110', '120.0'],
+    confidence: 70,
+    timeframe: '1h',
+    issued_at: '2026-11-21T10:00:00Z',
+    ...overrides,
+  });
+const request = (overrides: Record<string, unknown> = {}, providerId = 'p1'): WriteRequest => ({ providerId, input: input(overrides) });
+const storedAs = (req: WriteRequest, version = 1): Map<string, KnownSignal> =>
+  new Map([[signalKey(req.providerId, req.input.external_id), { id: 'row-1', version, content: contentOf(req.input) }]]);
+
+describe('planWrites (the sync upsert rule)', () => {
+  it('creates unknown signals with consecutive seqs after the last one', () => {
+    const steps = planWrites([request(), request({ external_id: 'a-2' })], new Map(), 41n);
+    expect(steps.map((s) => [s.kind, 'seq' in s ? s.seq : null])).toEqual([
+      ['create', 42n],
+      ['create', 43n],
+    ]);
+  });
+
+  it('leaves an identical re-send unchanged and takes no seq, even with prices written differently', () => {
+    const original = request();
+    const resend = request({ entry: '100.5', take_profits: ['110.00', '120'] });
+    const steps = planWrites([resend, request({ external_id: 'a-2' })], storedAs(original), 10n);
+    expect(steps[0]!.kind).toBe('unchanged');
+    expect(steps[1]).toMatchObject({ kind: 'create', seq: 11n });
+  });
+
+  it('stores any change as the next version with a new seq', () => {
+    const original = request();
+    for (const change of [{ stop_loss: '95' }, { status: 'closed' }, { premium: true }, { note: 'moved' }, { take_profits: ['110'] }]) {
+      const [step] = planWrites([request(change)], storedAs(original, 3), 7n);
+      expect(step).toMatchObject({ kind: 'update', version: 4, seq: 8n });
+    }
+  });
+
+  it('builds on earlier steps of the same batch', () => {
+    const steps = planWrites([request(), request(), request({ confidence: 90 })], new Map(), 0n);
+    expect(steps.map((s) => s.kind)).toEqual(['create', 'unchanged', 'update']);
+    expect(steps[2]).toMatchObject({ version: 2, seq: 2n });
+  });
+
+  it('keys signals by provider and external id', () => {
+    const steps = planWrites([request({}, 'p2')], storedAs(request({}, 'p1')), 0n);
+    expect(steps[0]!.kind).toBe('create');
+  });
+
+  it('maps premium to the pro tier and regular to free', () => {
+    expect(contentOf(input({ premium: true })).minTier).toBe('pro');
+    expect(contentOf(input()).minTier).toBe('free');
+  });
+});
