@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -8,8 +9,8 @@ import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
 
 /** Builds the application exactly as production runs it; `main.ts` and the e2e tests both use it. */
-export async function createApp(env: AppEnv): Promise<NestExpressApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env), {
+export async function createApp(env: AppEnv, options: { logDestination?: Writable } = {}): Promise<NestExpressApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options.logDestination), {
     bufferLogs: true,
     bodyParser: false,
   });

@@ -1,3 +1,4 @@
+import type { Writable } from 'node:stream';
 import { Module, RequestMethod, type DynamicModule } from '@nestjs/common';
 import { LoggerModule } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module.js';
@@ -12,12 +13,12 @@ import { SignalsModule } from './signals/signals.module.js';
 
 @Module({})
 export class AppModule {
-  static forRoot(env: AppEnv): DynamicModule {
+  static forRoot(env: AppEnv, logDestination?: Writable): DynamicModule {
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(env),
-        LoggerModule.forRoot({ ...loggerOptions(env), exclude: [{ method: RequestMethod.GET, path: 'health' }] }),
+        LoggerModule.forRoot({ ...loggerOptions(env, logDestination), exclude: [{ method: RequestMethod.GET, path: 'health' }] }),
         DatabaseModule,
         BusModule,
         AuthModule,

@@ -1,4 +1,5 @@
 import type { IncomingMessage } from 'node:http';
+import type { Writable } from 'node:stream';
 import type { Params } from 'nestjs-pino';
 import type { AppEnv } from './config/app-config.js';
 
@@ -9,9 +10,9 @@ export function redactUrl(url: string | undefined): string | undefined {
   return url?.replace(SECRET_PARAMS, '$1[REDACTED]');
 }
 
-export function loggerOptions(env: AppEnv): Params {
-  return {
-    pinoHttp: {
+/** `destination` replaces stdout (the e2e tests read the logs through it). */
+export function loggerOptions(env: AppEnv, destination?: Writable): Params {
+  const options = {
       level: env.LOG_LEVEL,
       // Headers that carry credentials are removed, not masked: nothing of them is written.
       redact: {
@@ -30,6 +31,6 @@ export function loggerOptions(env: AppEnv): Params {
         env.NODE_ENV === 'development' && process.stdout.isTTY
           ? { target: 'pino-pretty', options: { singleLine: true } }
           : undefined,
-    },
-  };
+  } satisfies Params['pinoHttp'];
+  return { pinoHttp: destination ? [{ ...options, transport: undefined }, destination] : options };
 }

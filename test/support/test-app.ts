@@ -1,6 +1,7 @@
 import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
+import type { Writable } from 'node:stream';
 import pg from 'pg';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '../../src/app.factory.js';
@@ -49,7 +50,11 @@ export interface TestApp {
 }
 
 /** Boots the real application (same factory as main.ts) on an ephemeral port. */
-export async function startApp(database: TestDatabase, overrides: Record<string, string> = {}): Promise<TestApp> {
+export async function startApp(
+  database: TestDatabase,
+  overrides: Record<string, string> = {},
+  options: { logDestination?: Writable } = {},
+): Promise<TestApp> {
   const env = loadEnv({
     NODE_ENV: 'test',
     PORT: '0',
@@ -65,7 +70,7 @@ export async function startApp(database: TestDatabase, overrides: Record<string,
     AUTH_RATE_LIMIT_MAX: '1000',
     ...overrides,
   });
-  const app = await createApp(env);
+  const app = await createApp(env, options);
   await app.listen(0, '127.0.0.1');
   const { port } = app.getHttpServer().address() as AddressInfo;
   return {
