@@ -51,7 +51,14 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       for (const connection of this.registry.all()) this.send(connection, bytes);
       return;
     }
-    const tiers = await this.tiersOfConnectedUsers();
+    let tiers: Map<string, Tier>;
+    try {
+      tiers = await this.tiersOfConnectedUsers();
+    } catch (error) {
+      // The database is unreachable: gate with what the cache holds rather than stall everyone.
+      this.logger.warn(`Tier lookup failed, delivering seq ${event.seq} by cached tiers: ${(error as Error).message}`);
+      tiers = this.tiers.cached(this.registry.userIds());
+    }
     for (const [userId, tier] of tiers) {
       if (!canSee(tier, event.minTier)) continue;
       for (const connection of this.registry.socketsOf(userId) ?? []) this.send(connection, bytes);
