@@ -51,6 +51,24 @@ export const envSchema = z.object({
 
   WS_MAX_PAYLOAD_BYTES: int(64).default(16 * 1024),
   WS_MAX_SOCKETS_PER_USER: int(1).default(5),
+  /** All sockets of this instance; further upgrades get HTTP 503. Keep it under `ulimit -n`. */
+  WS_MAX_CONNECTIONS: int(1).default(50_000),
+  /** Protocol-level ping interval; a socket that has not answered the previous ping is terminated. */
+  WS_HEARTBEAT_INTERVAL_MS: int(50).default(30_000),
+  /** How long before its token expires a socket is told so (`token_expiring`). */
+  WS_TOKEN_EXPIRY_WARNING_MS: int(0).default(60_000),
+  /** Maximum connection lifetime (0: unlimited); the client is told to reconnect, with jitter. */
+  WS_MAX_CONNECTION_LIFETIME_MS: int(0).default(0),
+  /** Bytes a socket may have waiting to be sent before it is cut off as a slow consumer. */
+  WS_MAX_BUFFERED_BYTES: int(1024).default(1024 * 1024),
+  /** Per-connection request rate: `WS_RATE_LIMIT_BURST` at once, refilled at this rate per second. */
+  WS_RATE_LIMIT_PER_SECOND: int(1).default(20),
+  WS_RATE_LIMIT_BURST: int(1).default(40),
+  /** Refused requests in a row before the socket is closed. */
+  WS_RATE_LIMIT_STRIKES: int(1).default(20),
+  /** Most signals one resume replays; beyond it the client gets `resync_required`. */
+  WS_REPLAY_MAX: int(1).default(10_000),
+  WS_REPLAY_PAGE_SIZE: int(1, 5000).default(500),
 });
 
 export type Env = z.infer<typeof envSchema>;

@@ -1,21 +1,17 @@
 import type { WebSocket } from 'ws';
-import type { Principal } from '../auth/principal.js';
-
-export interface Connection {
-  socket: WebSocket;
-  principal: Principal;
-  connectedAt: number;
-}
+import type { Connection } from './connection.js';
 
 /** Open sockets indexed by user, so a broadcast walks users, never a flat list of sockets. */
 export class ConnectionRegistry {
   private readonly byUser = new Map<string, Set<Connection>>();
   private readonly bySocket = new Map<WebSocket, Connection>();
+  /** False once shutdown has begun: new upgrades are refused. */
+  accepting = true;
 
   add(connection: Connection): void {
     this.bySocket.set(connection.socket, connection);
-    let sockets = this.byUser.get(connection.principal.userId);
-    if (!sockets) this.byUser.set(connection.principal.userId, (sockets = new Set()));
+    let sockets = this.byUser.get(connection.userId);
+    if (!sockets) this.byUser.set(connection.userId, (sockets = new Set()));
     sockets.add(connection);
   }
 
@@ -24,10 +20,15 @@ export class ConnectionRegistry {
     const connection = this.bySocket.get(socket);
     if (!connection) return undefined;
     this.bySocket.delete(socket);
-    const sockets = this.byUser.get(connection.principal.userId);
+    const sockets = this.byUser.get(connection.userId);
     sockets?.delete(connection);
-    if (sockets?.size === 0) this.byUser.delete(connection.principal.userId);
+    if (sockets?.size === 0) this.byUser.delete(connection.userId);
+    connection.dispose();
     return connection;
+  }
+
+  get(socket: WebSocket): Connection | undefined {
+    return this.bySocket.get(socket);
   }
 
   countForUser(userId: string): number {

@@ -2,10 +2,13 @@ import { Injectable, Logger, type OnModuleDestroy, type OnModuleInit } from '@ne
 import { WebSocket } from 'ws';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
+import { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { canSee } from '../signals/entitlement.js';
+import { matchesFilter } from '../signals/signal-filter.js';
 import type { SignalEvent } from '../signals/signal.types.js';
-import { ConnectionRegistry, type Connection } from './connection-registry.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import type { Connection } from './connection.js';
 import { encode } from './ws-messages.js';
 
 /**
@@ -18,14 +21,22 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(FanoutService.name);
   private unsubscribe?: Unsubscribe;
   private chain: Promise<void> = Promise.resolve();
+  private readonly maxBufferedBytes: number;
+  private readonly maxBacklog: number;
+  readonly startedAt = Date.now();
   signalsBroadcast = 0;
   messagesDelivered = 0;
+  slowConsumersCut = 0;
 
   constructor(
     private readonly bus: MessageBus,
     private readonly registry: ConnectionRegistry,
     private readonly tiers: TierCache,
-  ) {}
+    config: AppConfig,
+  ) {
+    this.maxBufferedBytes = config.get('WS_MAX_BUFFERED_BYTES');
+    this.maxBacklog = config.get('WS_REPLAY_MAX');
+  }
 
   onModuleInit(): void {
     this.unsubscribe = this.bus.onSignal((event) => {
@@ -39,16 +50,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     this.unsubscribe?.();
   }
 
-  /** Resolves when every event received so far has been handed to the sockets. */
-  idle(): Promise<void> {
-    return this.chain;
-  }
-
   private async deliver(event: SignalEvent): Promise<void> {
     const bytes = Buffer.from(encode(event.type, event.signal));
     this.signalsBroadcast++;
     if (event.minTier === 'free') {
-      for (const connection of this.registry.all()) this.send(connection, bytes);
+      for (const connection of this.registry.all()) this.offer(connection, event, bytes);
       return;
     }
     let tiers: Map<string, Tier>;
@@ -61,16 +67,37 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     }
     for (const [userId, tier] of tiers) {
       if (!canSee(tier, event.minTier)) continue;
-      for (const connection of this.registry.socketsOf(userId) ?? []) this.send(connection, bytes);
+      for (const connection of this.registry.socketsOf(userId) ?? []) this.offer(connection, event, bytes);
     }
   }
 
   /** Cached tiers of every connected user; all misses together cost one query. */
-  async tiersOfConnectedUsers(): Promise<Map<string, Tier>> {
+  tiersOfConnectedUsers(): Promise<Map<string, Tier>> {
     return this.tiers.getMany(this.registry.userIds());
   }
 
-  private send(connection: Connection, bytes: Buffer): void {
+  private offer(connection: Connection, event: SignalEvent, bytes: Buffer): void {
+    switch (connection.phase) {
+      case 'idle':
+        return;
+      case 'replaying':
+        if (connection.backlog.length >= this.maxBacklog) this.cutOff(connection);
+        else connection.backlog.push(event);
+        return;
+      case 'live':
+        if (matchesFilter(connection.filter, event.signal)) this.send(connection, bytes);
+    }
+  }
+
+  /** For a backlog drained after a replay: the event was tier-checked when it was parked. */
+  sendIfMatching(connection: Connection, event: SignalEvent): boolean {
+    if (!matchesFilter(connection.filter, event.signal)) return false;
+    this.send(connection, Buffer.from(encode(event.type, event.signal)));
+    return true;
+  }
+
+  /** Sends already-encoded bytes; a socket that cannot keep up is cut off, never waited for. */
+  send(connection: Connection, bytes: Buffer): void {
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
     try {
@@ -80,6 +107,14 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       this.logger.warn(`Dropping a failing socket: ${(error as Error).message}`);
       this.registry.remove(socket);
       socket.terminate();
+      return;
     }
+    if (socket.bufferedAmount > this.maxBufferedBytes) this.cutOff(connection);
+  }
+
+  private cutOff(connection: Connection): void {
+    this.slowConsumersCut++;
+    this.registry.remove(connection.socket);
+    connection.close('SLOW_CONSUMER');
   }
 }

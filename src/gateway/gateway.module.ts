@@ -3,6 +3,7 @@ import { AuthModule } from '../auth/auth.module.js';
 import { SignalsModule } from '../signals/signals.module.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { FanoutService } from './fanout.service.js';
+import { ReplayService } from './replay.service.js';
 import { SignalsGateway } from './signals.gateway.js';
 import { StatsController } from './stats.controller.js';
 import { UpgradeAuthenticator } from './upgrade-authenticator.js';
@@ -10,6 +11,6 @@ import { UpgradeAuthenticator } from './upgrade-authenticator.js';
 @Module({
   imports: [AuthModule, SignalsModule],
   controllers: [StatsController],
-  providers: [ConnectionRegistry, FanoutService, SignalsGateway, UpgradeAuthenticator],
+  providers: [ConnectionRegistry, FanoutService, ReplayService, SignalsGateway, UpgradeAuthenticator],
 })
 export class GatewayModule {}

@@ -1,94 +1,216 @@
 import type { IncomingMessage } from 'node:http';
-import { Logger } from '@nestjs/common';
-import {
-  WebSocketGateway,
-  type OnGatewayConnection,
-  type OnGatewayDisconnect,
-} from '@nestjs/websockets';
+import { Logger, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { WebSocketGateway, type OnGatewayConnection, type OnGatewayDisconnect } from '@nestjs/websockets';
 import type { WebSocket } from 'ws';
+import { AuthService } from '../auth/auth.service.js';
+import type { Principal } from '../auth/principal.js';
 import { TierCache } from '../auth/tier-cache.service.js';
+import { TokenBucket } from '../common/rate-limiter.js';
 import { AppConfig } from '../config/app-config.js';
+import { filterToWire } from '../signals/signal-filter.js';
 import { SignalsService } from '../signals/signals.service.js';
-import { ConnectionRegistry, type Connection } from './connection-registry.js';
-import { principalOf } from './upgrade-authenticator.js';
-import { WS_CLOSE, type WsCloseName } from './ws-close-codes.js';
-import { encode, parseClientRequest, type ClientRequest } from './ws-messages.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { Connection } from './connection.js';
+import { ReplayService } from './replay.service.js';
+import { principalOf, sinceOf } from './upgrade-authenticator.js';
+import { WS_CLOSE } from './ws-close-codes.js';
+import { encode, parseClientFrame, type ClientRequest, type ServerMessageMap } from './ws-messages.js';
 
-/** `/ws/signals`: connection lifecycle and the client protocol. Delivery is FanoutService's job. */
+/** How long shutdown waits for sockets to finish their close handshake. */
+const SHUTDOWN_CLOSE_WAIT_MS = 2_000;
+
+/**
+ * `/ws/signals`: connection lifecycle (welcome, heartbeats, token expiry, lifetime, shutdown) and
+ * the client protocol. Delivery is FanoutService's job, resume ReplayService's.
+ */
 @WebSocketGateway({ path: '/ws/signals' })
-export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect {
+export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(SignalsGateway.name);
-  private readonly maxSocketsPerUser: number;
+  private heartbeat?: NodeJS.Timeout;
 
   constructor(
     private readonly registry: ConnectionRegistry,
     private readonly tiers: TierCache,
     private readonly signals: SignalsService,
-    config: AppConfig,
-  ) {
-    this.maxSocketsPerUser = config.get('WS_MAX_SOCKETS_PER_USER');
+    private readonly auth: AuthService,
+    private readonly replay: ReplayService,
+    private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    this.heartbeat = setInterval(() => this.beat(), this.config.get('WS_HEARTBEAT_INTERVAL_MS'));
+    this.heartbeat.unref();
+  }
+
+  /** Graceful shutdown: refuse new sockets, tell every client to reconnect elsewhere, close 1001. */
+  async onModuleDestroy(): Promise<void> {
+    clearInterval(this.heartbeat);
+    this.registry.accepting = false;
+    const closing = [...this.registry.all()].map(
+      (connection) =>
+        new Promise<void>((resolve) => {
+          connection.socket.once('close', () => resolve());
+          this.notify(connection, 'reconnect', { reason: 'shutdown' });
+          connection.close('GOING_AWAY');
+        }),
+    );
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([Promise.all(closing), new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_CLOSE_WAIT_MS)))]);
+    clearTimeout(timer);
   }
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
     const principal = principalOf(request);
-    if (!principal) return close(socket, 'UNAUTHORIZED');
+    if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
+    const bucket = TokenBucket.perSecond(this.config.get('WS_RATE_LIMIT_PER_SECOND'), this.config.get('WS_RATE_LIMIT_BURST'));
+    const connection = new Connection(socket, principal, bucket);
+    const since = sinceOf(request);
+    // Replaying from the start: nothing live reaches the socket before its replay is done.
+    if (since !== undefined) connection.phase = 'replaying';
     socket.on('error', (error) => this.logger.debug(`Socket error: ${error.message}`));
-    const connection: Connection = { socket, principal, connectedAt: Date.now() };
+    socket.on('pong', () => (connection.alive = true));
     // Requests are answered from the first frame on, even while the tier is being looked up.
-    socket.on('message', (data: Buffer, isBinary: boolean) => this.onMessage(connection, data, isBinary));
+    socket.on('message', (data: Buffer, isBinary: boolean) => this.onFrame(connection, data, isBinary));
+
     let tier;
     try {
       tier = await this.tiers.get(principal.userId);
     } catch (error) {
       this.logger.warn(`Tier lookup at connect failed: ${(error as Error).message}`);
-      return close(socket, 'INTERNAL_ERROR');
+      return connection.close('INTERNAL_ERROR');
     }
-    if (!tier) return close(socket, 'UNAUTHORIZED');
+    if (!tier) return connection.close('UNAUTHORIZED');
     if (socket.readyState !== socket.OPEN) return;
-    if (this.registry.countForUser(principal.userId) >= this.maxSocketsPerUser) {
-      return close(socket, 'TOO_MANY_CONNECTIONS');
+    // The upgrade checked the global cap too; this catches sockets that raced through it.
+    if (this.registry.connectionCount >= this.config.get('WS_MAX_CONNECTIONS')) return connection.close('TRY_AGAIN_LATER');
+    if (this.registry.countForUser(principal.userId) >= this.config.get('WS_MAX_SOCKETS_PER_USER')) {
+      return connection.close('TOO_MANY_CONNECTIONS');
     }
     // Registration and welcome happen together: every signal with a seq above `latest_seq`
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);
-    socket.send(
-      encode('welcome', {
-        user_id: principal.userId,
-        tier,
-        server_time: new Date().toISOString(),
-        latest_seq: this.signals.latestSeq,
-      }),
-    );
+    this.notify(connection, 'welcome', {
+      user_id: principal.userId,
+      tier,
+      server_time: new Date().toISOString(),
+      latest_seq: this.signals.latestSeq,
+      token_expires_at: expiryOf(principal),
+    });
+    this.scheduleTokenExpiry(connection);
+    this.scheduleLifetime(connection);
+    if (since !== undefined) await this.replay.resume(connection, since);
   }
 
   handleDisconnect(socket: WebSocket): void {
     this.registry.remove(socket);
   }
 
-  private onMessage(connection: Connection, data: Buffer, isBinary: boolean): void {
-    const request = parseClientRequest(data, isBinary);
-    if ('error' in request) {
-      connection.socket.send(encode('error', { code: request.error, message: request.message }));
-      return;
+  /** Terminates sockets that did not answer the previous ping, and pings the rest. */
+  private beat(): void {
+    for (const connection of this.registry.all()) {
+      if (!connection.alive) {
+        this.registry.remove(connection.socket);
+        connection.socket.terminate();
+        continue;
+      }
+      connection.alive = false;
+      connection.socket.ping();
     }
-    this.handleRequest(connection, request);
   }
 
-  private handleRequest(connection: Connection, request: ClientRequest): void {
-    const withId = request.id === undefined ? {} : { id: request.id };
+  private onFrame(connection: Connection, data: Buffer, isBinary: boolean): void {
+    if (!connection.bucket.take().allowed) {
+      if (++connection.strikes >= this.config.get('WS_RATE_LIMIT_STRIKES')) return connection.close('RATE_LIMITED');
+      return this.notify(connection, 'error', { code: 'rate_limited', message: 'Too many requests; slow down' });
+    }
+    connection.strikes = 0;
+    const frame = parseClientFrame(data, isBinary);
+    if (!frame.ok) {
+      const { code, message, field, id } = frame;
+      return this.notify(connection, 'error', { code, message, ...(field && { field }), ...(id !== undefined && { id }) });
+    }
+    void this.handle(connection, frame.request).catch((error: Error) => {
+      this.logger.error(`Request ${frame.request.type} failed: ${error.message}`);
+      this.notify(connection, 'error', { code: 'internal_error', message: 'Request failed', ...idOf(frame.request) });
+    });
+  }
+
+  private async handle(connection: Connection, request: ClientRequest): Promise<void> {
+    const withId = idOf(request);
+    if (request.type === 'ping') return this.notify(connection, 'pong', withId);
+    if (request.type === 'auth') return this.refreshToken(connection, request.token, withId);
+    if (!this.registry.get(connection.socket)) {
+      return this.notify(connection, 'error', { code: 'invalid_request', message: 'Wait for the welcome message', ...withId });
+    }
+    if (connection.phase === 'replaying') {
+      return this.notify(connection, 'error', { code: 'replay_in_progress', message: 'Wait for replay_complete', ...withId });
+    }
     switch (request.type) {
-      case 'ping':
-        connection.socket.send(encode('pong', withId));
-        return;
-      default:
-        connection.socket.send(
-          encode('error', { code: 'unknown_type', message: `Unknown message type "${request.type}"`, ...withId }),
-        );
+      case 'subscribe':
+        connection.filter = request.filters;
+        connection.phase = 'live';
+        return this.notify(connection, 'ack', { ...withId, subscribed: true, filters: filterToWire(connection.filter) });
+      case 'unsubscribe':
+        connection.phase = 'idle';
+        return this.notify(connection, 'ack', { ...withId, subscribed: false });
+      case 'resume':
+        return this.replay.resume(connection, request.since, request.id);
     }
+  }
+
+  /** `auth`: a fresh token for the same user extends the connection; anything else is refused. */
+  private refreshToken(connection: Connection, token: string, withId: { id?: string | number }): void {
+    const principal = this.auth.authenticateToken(token);
+    if (!principal) {
+      return this.notify(connection, 'error', { code: 'invalid_token', message: 'Invalid or expired token', field: 'token', ...withId });
+    }
+    if (principal.userId !== connection.userId) {
+      return this.notify(connection, 'error', {
+        code: 'token_user_mismatch',
+        message: 'The token belongs to another user',
+        field: 'token',
+        ...withId,
+      });
+    }
+    connection.principal = principal;
+    this.scheduleTokenExpiry(connection);
+    this.notify(connection, 'ack', { ...withId, token_expires_at: expiryOf(principal) ?? undefined });
+  }
+
+  /** Warns before the token's `exp`, and closes the socket at `exp` unless a refresh came first. */
+  private scheduleTokenExpiry(connection: Connection): void {
+    for (const timer of connection.tokenTimers) connection.cancel(timer);
+    const expiresAt = connection.principal.tokenExpiresAt;
+    if (expiresAt === undefined) return;
+    const left = expiresAt * 1000 - Date.now();
+    const warning = this.config.get('WS_TOKEN_EXPIRY_WARNING_MS');
+    connection.tokenTimers = [
+      connection.later(left - warning, () =>
+        this.notify(connection, 'token_expiring', { expires_at: new Date(expiresAt * 1000).toISOString() }),
+      ),
+      connection.later(left, () => {
+        this.registry.remove(connection.socket);
+        connection.close('TOKEN_EXPIRED');
+      }),
+    ];
+  }
+
+  /** With a maximum lifetime, each socket is asked to reconnect once it is reached (±10 % jitter). */
+  private scheduleLifetime(connection: Connection): void {
+    const lifetime = this.config.get('WS_MAX_CONNECTION_LIFETIME_MS');
+    if (lifetime <= 0) return;
+    connection.later(lifetime * (0.9 + Math.random() * 0.1), () => {
+      this.notify(connection, 'reconnect', { reason: 'max_lifetime' });
+      this.registry.remove(connection.socket);
+      connection.close('RECONNECT');
+    });
+  }
+
+  private notify<K extends keyof ServerMessageMap>(connection: Connection, type: K, body: ServerMessageMap[K]): void {
+    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(encode(type, body));
   }
 }
 
-function close(socket: WebSocket, name: WsCloseName): void {
-  const { code, reason } = WS_CLOSE[name];
-  socket.close(code, reason);
-}
+const idOf = (request: { id?: string | number }) => (request.id === undefined ? {} : { id: request.id });
+const expiryOf = (principal: Principal) =>
+  principal.tokenExpiresAt === undefined ? null : new Date(principal.tokenExpiresAt * 1000).toISOString();

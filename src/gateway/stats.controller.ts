@@ -15,8 +15,6 @@ export interface WsStats {
   uptime_seconds: number;
 }
 
-const startedAt = Date.now();
-
 @ApiTags('admin')
 @ApiBearerAuth()
 @Controller('ws')
@@ -39,7 +37,7 @@ export class StatsController {
       users_by_tier: usersByTier,
       signals_broadcast: this.fanout.signalsBroadcast,
       messages_delivered: this.fanout.messagesDelivered,
-      uptime_seconds: Math.floor((Date.now() - startedAt) / 1000),
+      uptime_seconds: Math.floor((Date.now() - this.fanout.startedAt) / 1000),
     };
   }
 }

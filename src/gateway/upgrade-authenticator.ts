@@ -3,48 +3,69 @@ import { Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
 import { AppConfig } from '../config/app-config.js';
+import { ConnectionRegistry } from './connection-registry.js';
 
-export type UpgradeDecision = { ok: true; principal: Principal } | { ok: false; status: 401 | 403; message: string };
+export type UpgradeDecision =
+  | { ok: true; principal: Principal }
+  | { ok: false; status: 400 | 401 | 403 | 503; message: string };
 
-const principals = new WeakMap<IncomingMessage, Principal>();
+interface UpgradeContext {
+  principal: Principal;
+  since?: number;
+}
+
+const contexts = new WeakMap<IncomingMessage, UpgradeContext>();
 
 /** The principal proven at upgrade time, for the connection handler. */
 export function principalOf(request: IncomingMessage): Principal | undefined {
-  return principals.get(request);
+  return contexts.get(request)?.principal;
+}
+
+/** The `?since=` a client asked to resume from, if any. */
+export function sinceOf(request: IncomingMessage): number | undefined {
+  return contexts.get(request)?.since;
 }
 
 /**
- * Decides an upgrade before the socket exists: a missing or bad token, or a browser origin that
- * is not allowed, is refused with an HTTP status and never gets a socket.
+ * Decides an upgrade before the socket exists: a missing or bad token, a browser origin that is
+ * not allowed, a bad `since`, or a full server is refused with an HTTP status and never gets a
+ * socket.
  */
 @Injectable()
 export class UpgradeAuthenticator {
   private readonly allowedOrigins: Set<string>;
+  private readonly maxConnections: number;
 
   constructor(
     private readonly auth: AuthService,
+    private readonly registry: ConnectionRegistry,
     config: AppConfig,
   ) {
     this.allowedOrigins = new Set(config.get('CORS_ORIGINS'));
+    this.maxConnections = config.get('WS_MAX_CONNECTIONS');
   }
 
   authenticate(request: IncomingMessage): UpgradeDecision {
+    if (!this.registry.accepting) return { ok: false, status: 503, message: 'Server is shutting down; reconnect elsewhere' };
+    if (this.registry.connectionCount >= this.maxConnections) {
+      return { ok: false, status: 503, message: 'Server is at its connection limit; retry later' };
+    }
     const origin = request.headers.origin;
     if (this.allowedOrigins.size > 0 && origin !== undefined && !this.allowedOrigins.has(origin)) {
       return { ok: false, status: 403, message: 'Origin not allowed' };
     }
-    const token = tokenOf(request);
+    const url = new URL(request.url ?? '/', 'http://localhost');
+    const rawSince = url.searchParams.get('since');
+    const since = rawSince === null ? undefined : Number(rawSince);
+    if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
+      return { ok: false, status: 400, message: 'since must be a non-negative integer seq' };
+    }
+    const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    const token = bearer ?? (url.searchParams.get('token') || undefined);
     if (!token) return { ok: false, status: 401, message: 'Missing token (?token= or Authorization: Bearer)' };
     const principal = this.auth.authenticateToken(token);
     if (!principal) return { ok: false, status: 401, message: 'Invalid or expired token' };
-    principals.set(request, principal);
+    contexts.set(request, { principal, since });
     return { ok: true, principal };
   }
-}
-
-function tokenOf(request: IncomingMessage): string | undefined {
-  const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
-  if (bearer) return bearer;
-  const query = new URL(request.url ?? '/', 'http://localhost').searchParams.get('token');
-  return query || undefined;
 }

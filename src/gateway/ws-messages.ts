@@ -1,43 +1,82 @@
+import { z } from 'zod';
 import type { Tier } from '../generated/prisma/enums.js';
+import { signalFilterSchema } from '../signals/signal-filter.js';
 import type { SignalView } from '../signals/signal.types.js';
 
-/** Error codes carried by `{"type":"error"}` messages. */
-export type WsErrorCode = 'malformed_message' | 'unknown_type' | 'binary_not_supported';
+export type RequestId = string | number;
 
-/** Every message the server sends, by type. `send` accepts only these. */
+/** Error codes carried by `{"type":"error"}` messages. */
+export type WsErrorCode =
+  | 'malformed_message'
+  | 'unknown_type'
+  | 'binary_not_supported'
+  | 'invalid_request'
+  | 'rate_limited'
+  | 'invalid_token'
+  | 'token_user_mismatch'
+  | 'replay_in_progress'
+  | 'internal_error';
+
+/** Every message the server sends, by type. `encode` accepts only these. */
 export interface ServerMessageMap {
-  welcome: { user_id: string; tier: Tier; server_time: string; latest_seq: number };
+  welcome: { user_id: string; tier: Tier; server_time: string; latest_seq: number; token_expires_at: string | null };
   signal: SignalView;
   signal_update: SignalView;
-  pong: { id?: string | number };
-  error: { code: WsErrorCode; message: string; id?: string | number };
+  pong: { id?: RequestId };
+  ack: { id?: RequestId; filters?: Record<string, unknown>; subscribed?: boolean; token_expires_at?: string };
+  replay_complete: { id?: RequestId; last_seq: number; count: number };
+  resync_required: { id?: RequestId; since: number; latest_seq: number; max_replay: number };
+  token_expiring: { expires_at: string };
+  reconnect: { reason: 'shutdown' | 'max_lifetime' };
+  error: { code: WsErrorCode; message: string; field?: string; id?: RequestId };
 }
-
-export type ServerMessage = { [K in keyof ServerMessageMap]: { type: K } & ServerMessageMap[K] }[keyof ServerMessageMap];
 
 export function encode<K extends keyof ServerMessageMap>(type: K, body: ServerMessageMap[K]): string {
   return JSON.stringify({ type, ...body });
 }
 
-export interface ClientRequest {
-  type: string;
-  id?: string | number;
-}
+const id = z.union([z.string().max(128), z.number()]).optional();
 
-/** Parses a client frame; a string result is an error message to send back. */
-export function parseClientRequest(data: Buffer, isBinary: boolean): ClientRequest | { error: WsErrorCode; message: string } {
-  if (isBinary) return { error: 'binary_not_supported', message: 'Send JSON text frames' };
+/** Every request a client may send, validated by its `type`. */
+export const clientRequestSchema = z.discriminatedUnion('type', [
+  z.strictObject({ type: z.literal('ping'), id }),
+  z.strictObject({ type: z.literal('subscribe'), id, filters: signalFilterSchema.optional() }),
+  z.strictObject({ type: z.literal('unsubscribe'), id }),
+  z.strictObject({ type: z.literal('resume'), id, since: z.number().int().min(0) }),
+  z.strictObject({ type: z.literal('auth'), id, token: z.string().min(1).max(8192) }),
+]);
+
+export type ClientRequest = z.output<typeof clientRequestSchema>;
+export const CLIENT_REQUEST_TYPES = new Set(['ping', 'subscribe', 'unsubscribe', 'resume', 'auth']);
+
+export type ParsedFrame =
+  | { ok: true; request: ClientRequest }
+  | { ok: false; code: WsErrorCode; message: string; field?: string; id?: RequestId };
+
+/** Parses and validates one client frame. */
+export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
+  if (isBinary) return { ok: false, code: 'binary_not_supported', message: 'Send JSON text frames' };
   let value: unknown;
   try {
     value = JSON.parse(data.toString('utf8'));
   } catch {
-    return { error: 'malformed_message', message: 'Frame is not valid JSON' };
+    return { ok: false, code: 'malformed_message', message: 'Frame is not valid JSON' };
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
-    return { error: 'malformed_message', message: 'Expected a JSON object with a "type" field' };
+    return { ok: false, code: 'malformed_message', message: 'Expected a JSON object with a "type" field' };
   }
-  const { type, id } = value as { type?: unknown; id?: unknown };
-  const validId = typeof id === 'string' || typeof id === 'number' ? id : undefined;
-  if (typeof type !== 'string') return { error: 'malformed_message', message: 'Missing string field "type"' };
-  return { type, id: validId };
+  const raw = value as { type?: unknown; id?: unknown };
+  const requestId = typeof raw.id === 'string' || typeof raw.id === 'number' ? raw.id : undefined;
+  if (typeof raw.type !== 'string') {
+    return { ok: false, code: 'malformed_message', message: 'Missing string field "type"', id: requestId };
+  }
+  if (!CLIENT_REQUEST_TYPES.has(raw.type)) {
+    return { ok: false, code: 'unknown_type', message: `Unknown message type "${raw.type}"`, id: requestId };
+  }
+  const parsed = clientRequestSchema.safeParse(value);
+  if (parsed.success) return { ok: true, request: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
+  const field = path.map(String).join('.') || 'type';
+  return { ok: false, code: 'invalid_request', message: `${field}: ${issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message}`, field, id: requestId };
 }

@@ -16,6 +16,7 @@ import {
   type SyncSignalInput,
 } from './signal.dto.js';
 import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
+import { toSignalView } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
 
 interface SyncResponse {
@@ -105,9 +106,13 @@ export class SignalsController {
     const query: ListSignalsQuery = this.listQueryPipe.transform(rawQuery);
     const tier = await this.tiers.get(principal.userId);
     if (!tier) throw new AppError('unauthorized', 'The user behind this token no longer exists');
-    const data = await this.signals.list(tier, { ...query, limit: query.limit + 1 });
-    const hasMore = data.length > query.limit;
-    const page = hasMore ? data.slice(0, query.limit) : data;
+    const rows = await this.signals.list(tier, {
+      afterSeq: query.after_seq,
+      limit: query.limit + 1,
+      filter: query.symbol ? { symbols: new Set([query.symbol]) } : undefined,
+    });
+    const hasMore = rows.length > query.limit;
+    const page = (hasMore ? rows.slice(0, query.limit) : rows).map(toSignalView);
     return { data: page, next_after_seq: page.at(-1)?.seq ?? query.after_seq, has_more: hasMore };
   }
 }

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
 import { Prisma, type Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import type { SignalFilter } from './signal-filter.js';
 import type { SignalView, SyncResult } from './signal.types.js';
 import { contentOfRow, planWrites, signalKey, type WriteRequest } from './sync-plan.js';
 
@@ -31,6 +32,24 @@ export function toSignalView(row: Signal): SignalView {
     issued_at: row.issuedAt.toISOString(),
     received_at: row.receivedAt.toISOString(),
     expires_at: row.expiresAt?.toISOString() ?? null,
+  };
+}
+
+export interface SignalQuery {
+  afterSeq: number;
+  minTiers: Tier[];
+  filter?: SignalFilter;
+}
+
+function whereOf({ afterSeq, minTiers, filter }: SignalQuery): Prisma.SignalWhereInput {
+  return {
+    seq: { gt: BigInt(afterSeq) },
+    minTier: { in: minTiers },
+    ...(filter?.symbols && { symbol: { in: [...filter.symbols] } }),
+    ...(filter?.markets && { market: { in: [...filter.markets] } }),
+    ...(filter?.providers && { providerId: { in: [...filter.providers] } }),
+    ...(filter?.sides && { side: { in: [...filter.sides] } }),
+    ...(filter?.minConfidence !== undefined && { confidence: { gte: filter.minConfidence } }),
   };
 }
 
@@ -102,17 +121,14 @@ export class SignalsRepository {
     });
   }
 
-  /** Signals after a seq, oldest first, limited to the tiers a reader may see. */
-  list(query: { afterSeq: number; symbol?: string; minTiers: Tier[]; limit: number }): Promise<Signal[]> {
-    return this.database.prisma.signal.findMany({
-      where: {
-        seq: { gt: BigInt(query.afterSeq) },
-        minTier: { in: query.minTiers },
-        ...(query.symbol ? { symbol: query.symbol } : {}),
-      },
-      orderBy: { seq: 'asc' },
-      take: query.limit,
-    });
+  /** Signals after a seq, oldest first, limited to the tiers a reader may see and a filter. */
+  list(query: SignalQuery & { limit: number }): Promise<Signal[]> {
+    return this.database.prisma.signal.findMany({ where: whereOf(query), orderBy: { seq: 'asc' }, take: query.limit });
+  }
+
+  /** How many signals `list` would return, counting no further than `cap`. */
+  count(query: SignalQuery, cap: number): Promise<number> {
+    return this.database.prisma.signal.count({ where: whereOf(query), take: cap });
   }
 
   async latestSeq(): Promise<number> {

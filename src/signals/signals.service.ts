@@ -1,11 +1,19 @@
-import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import {
+  Injectable,
+  Logger,
+  type BeforeApplicationShutdown,
+  type OnApplicationBootstrap,
+  type OnModuleDestroy,
+} from '@nestjs/common';
 import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { visibleMinTiers } from './entitlement.js';
-import type { ListSignalsQuery, SyncSignalInput } from './signal.dto.js';
-import type { SignalEvent, SignalView, SyncOutcome } from './signal.types.js';
+import type { Signal } from '../generated/prisma/client.js';
+import type { SignalFilter } from './signal-filter.js';
+import type { SyncSignalInput } from './signal.dto.js';
+import type { SignalEvent, SyncOutcome } from './signal.types.js';
 import { SignalsRepository, toSignalView, type WriteOutcome } from './signals.repository.js';
 import type { WriteRequest } from './sync-plan.js';
 
@@ -25,10 +33,11 @@ const GROUP_COMMIT_MAX = 500;
  * never sees an uncommitted signal, and this instance publishes in seq order.
  */
 @Injectable()
-export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy {
+export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown {
   private readonly logger = new Logger(SignalsService.name);
   private readonly queue: PendingSync[] = [];
-  private writing = false;
+  /** The running write loop, if any. */
+  private writing?: Promise<void>;
   private latest = 0;
   private readonly unsubscribe: Unsubscribe;
 
@@ -58,37 +67,48 @@ export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy {
   async sync(providerId: string, inputs: SyncSignalInput[]): Promise<SyncOutcome[]> {
     const outcomes = await new Promise<WriteOutcome[]>((resolve, reject) => {
       this.queue.push({ requests: inputs.map((input) => ({ providerId, input })), resolve, reject });
-      void this.drain();
+      this.writing ??= this.drain();
     });
     return outcomes.map(({ result, row }) => ({ result, signal: toSignalView(row) }));
   }
 
-  async list(tier: Tier, query: ListSignalsQuery): Promise<SignalView[]> {
-    const rows = await this.repository.list({
-      afterSeq: query.after_seq,
-      symbol: query.symbol,
-      minTiers: visibleMinTiers(tier),
-      limit: query.limit,
-    });
-    return rows.map(toSignalView);
+  /** Signals after a seq that this tier (and filter) may see, oldest first. */
+  async list(tier: Tier, query: { afterSeq: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
+    return this.repository.list({ ...query, minTiers: visibleMinTiers(tier) });
   }
 
+  /** How many signals `list` would return for this tier and filter, counting up to `cap`. */
+  count(tier: Tier, query: { afterSeq: number; filter?: SignalFilter }, cap: number): Promise<number> {
+    return this.repository.count({ ...query, minTiers: visibleMinTiers(tier) }, cap);
+  }
+
+  /** Shutdown: the syncs already accepted are stored and published before the database closes. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.writing;
+  }
+
+  /**
+   * Writes until the queue is empty. `writing` is cleared in the same synchronous step that sees
+   * the queue empty, so a sync queued at any moment is either seen by this loop or starts a new one.
+   */
   private async drain(): Promise<void> {
-    if (this.writing) return;
-    this.writing = true;
-    try {
-      while (this.queue.length > 0) {
-        const group: PendingSync[] = [this.queue.shift()!];
-        let size = group[0]!.requests.length;
-        while (this.queue.length > 0 && size + this.queue[0]!.requests.length <= GROUP_COMMIT_MAX) {
-          const next = this.queue.shift()!;
-          size += next.requests.length;
-          group.push(next);
-        }
-        await this.writeGroup(group);
+    for (;;) {
+      if (this.queue.length === 0) {
+        this.writing = undefined;
+        return;
       }
-    } finally {
-      this.writing = false;
+      const group: PendingSync[] = [this.queue.shift()!];
+      let size = group[0]!.requests.length;
+      while (this.queue.length > 0 && size + this.queue[0]!.requests.length <= GROUP_COMMIT_MAX) {
+        const next = this.queue.shift()!;
+        size += next.requests.length;
+        group.push(next);
+      }
+      try {
+        await this.writeGroup(group);
+      } catch (error) {
+        for (const pending of group) pending.reject(error);
+      }
     }
   }
 

@@ -1,0 +1,74 @@
+import type { WebSocket } from 'ws';
+import type { Principal } from '../auth/principal.js';
+import { TokenBucket } from '../common/rate-limiter.js';
+import type { SignalFilter } from '../signals/signal-filter.js';
+import type { SignalEvent } from '../signals/signal.types.js';
+import { WS_CLOSE, type WsCloseName } from './ws-close-codes.js';
+
+/**
+ * - `live`: receives every signal its tier and filter allow;
+ * - `replaying`: a resume is being served; live signals wait in `backlog` until it is done;
+ * - `idle`: receives no signals (after `unsubscribe`, or after `resync_required`).
+ */
+export type ConnectionPhase = 'live' | 'replaying' | 'idle';
+
+/** Gives a closing socket this long to say goodbye before it is destroyed. */
+const CLOSE_GRACE_MS = 5_000;
+
+/** One open socket and everything the server keeps about it. */
+export class Connection {
+  phase: ConnectionPhase = 'live';
+  filter?: SignalFilter;
+  backlog: SignalEvent[] = [];
+  /** Cleared at each heartbeat ping, set by the pong. */
+  alive = true;
+  /** Refused requests in a row. */
+  strikes = 0;
+  /** The token-expiry warning and close, replaced on each `auth` refresh. */
+  tokenTimers: NodeJS.Timeout[] = [];
+  private readonly timers = new Set<NodeJS.Timeout>();
+
+  constructor(
+    readonly socket: WebSocket,
+    public principal: Principal,
+    readonly bucket: TokenBucket,
+    readonly connectedAt = Date.now(),
+  ) {}
+
+  get userId(): string {
+    return this.principal.userId;
+  }
+
+  /** Runs `fn` after `ms` unless the connection ends first. */
+  later(ms: number, fn: () => void): NodeJS.Timeout {
+    const timer = setTimeout(() => {
+      this.timers.delete(timer);
+      fn();
+    }, Math.max(0, ms));
+    timer.unref();
+    this.timers.add(timer);
+    return timer;
+  }
+
+  cancel(timer: NodeJS.Timeout | undefined): void {
+    if (!timer) return;
+    clearTimeout(timer);
+    this.timers.delete(timer);
+  }
+
+  /** Closes with a documented code; a peer that does not complete the close is destroyed. */
+  close(name: WsCloseName): void {
+    this.dispose();
+    const { code, reason } = WS_CLOSE[name];
+    if (this.socket.readyState === this.socket.CLOSED) return;
+    this.socket.close(code, reason);
+    setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Releases timers and buffered events. */
+  dispose(): void {
+    for (const timer of this.timers) clearTimeout(timer);
+    this.timers.clear();
+    this.backlog = [];
+  }
+}

@@ -1,0 +1,59 @@
+import { z } from 'zod';
+import { SignalSide } from '../generated/prisma/enums.js';
+import type { SignalView } from './signal.types.js';
+
+/**
+ * What a subscriber narrows its stream to. Each present criterion must match; an absent one
+ * matches everything. Filters only narrow what the tier allows, never widen it.
+ */
+export interface SignalFilter {
+  symbols?: ReadonlySet<string>;
+  markets?: ReadonlySet<string>;
+  providers?: ReadonlySet<string>;
+  sides?: ReadonlySet<SignalSide>;
+  minConfidence?: number;
+}
+
+const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(100, 'at most 100 values');
+
+/** The wire form (`subscribe` request, listing query). */
+export const signalFilterSchema = z
+  .strictObject({
+    symbols: list(z.string().regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be a symbol such as BTCUSDT')).optional(),
+    markets: list(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase market name')).optional(),
+    providers: list(z.uuid({ message: 'must be a provider id (UUID)' })).optional(),
+    sides: list(z.enum(SignalSide)).optional(),
+    min_confidence: z.number().int().min(0).max(100).optional(),
+  })
+  .transform(
+    (wire): SignalFilter => ({
+      ...(wire.symbols && { symbols: new Set(wire.symbols.map((symbol) => symbol.toUpperCase())) }),
+      ...(wire.markets && { markets: new Set(wire.markets) }),
+      ...(wire.providers && { providers: new Set(wire.providers) }),
+      ...(wire.sides && { sides: new Set(wire.sides) }),
+      ...(wire.min_confidence !== undefined && { minConfidence: wire.min_confidence }),
+    }),
+  );
+
+export function matchesFilter(filter: SignalFilter | undefined, signal: SignalView): boolean {
+  if (!filter) return true;
+  return (
+    (!filter.symbols || filter.symbols.has(signal.symbol)) &&
+    (!filter.markets || filter.markets.has(signal.market)) &&
+    (!filter.providers || filter.providers.has(signal.provider)) &&
+    (!filter.sides || filter.sides.has(signal.side)) &&
+    (filter.minConfidence === undefined || signal.confidence >= filter.minConfidence)
+  );
+}
+
+/** The filter back in wire form, for acks. */
+export function filterToWire(filter: SignalFilter | undefined): Record<string, unknown> {
+  if (!filter) return {};
+  return {
+    ...(filter.symbols && { symbols: [...filter.symbols] }),
+    ...(filter.markets && { markets: [...filter.markets] }),
+    ...(filter.providers && { providers: [...filter.providers] }),
+    ...(filter.sides && { sides: [...filter.sides] }),
+    ...(filter.minConfidence !== undefined && { min_confidence: filter.minConfidence }),
+  };
+}
