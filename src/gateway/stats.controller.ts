@@ -12,6 +12,7 @@ export interface WsStats {
   users_by_tier: Record<Tier, number>;
   signals_broadcast: number;
   messages_delivered: number;
+  slow_consumers_disconnected: number;
   uptime_seconds: number;
 }
 
@@ -37,6 +38,7 @@ export class StatsController {
       users_by_tier: usersByTier,
       signals_broadcast: this.fanout.signalsBroadcast,
       messages_delivered: this.fanout.messagesDelivered,
+      slow_consumers_disconnected: this.fanout.slowConsumersCut,
       uptime_seconds: Math.floor((Date.now() - this.fanout.startedAt) / 1000),
     };
   }

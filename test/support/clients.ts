@@ -93,6 +93,15 @@ export function signalBody(overrides: Record<string, unknown> = {}): Record<stri
   };
 }
 
+export interface WsClientOptions {
+  token?: string;
+  headers?: Record<string, string>;
+  /** Resume from this seq (`?since=`). */
+  since?: number;
+  /** false: never answer protocol pings (a dead client). */
+  autoPong?: boolean;
+}
+
 /** A real `ws` client that records every message, with waits that time out. */
 export class WsClient {
   readonly messages: any[] = [];
@@ -119,16 +128,19 @@ export class WsClient {
   }
 
   /** Opens a socket and waits for the welcome message. */
-  static async connect(url: string, options: { token?: string; headers?: Record<string, string> } = {}): Promise<WsClient> {
+  static async connect(url: string, options: WsClientOptions = {}): Promise<WsClient> {
     const client = await WsClient.open(url, options);
     await client.next((m) => m.type === 'welcome');
     return client;
   }
 
   /** Opens a socket without waiting for anything beyond the handshake. */
-  static open(url: string, options: { token?: string; headers?: Record<string, string> } = {}): Promise<WsClient> {
-    const target = options.token ? `${url}?token=${encodeURIComponent(options.token)}` : url;
-    const socket = new WebSocket(target, { headers: options.headers });
+  static open(url: string, options: WsClientOptions = {}): Promise<WsClient> {
+    const query = new URLSearchParams();
+    if (options.token) query.set('token', options.token);
+    if (options.since !== undefined) query.set('since', String(options.since));
+    const target = query.size > 0 ? `${url}?${query}` : url;
+    const socket = new WebSocket(target, { headers: options.headers, autoPong: options.autoPong ?? true });
     const client = new WsClient(socket);
     return new Promise((resolve, reject) => {
       socket.once('open', () => resolve(client));
@@ -161,6 +173,21 @@ export class WsClient {
     return this.messages.filter((m) => m.type === 'signal' || m.type === 'signal_update');
   }
 
+  /** Seqs of the signals received, in arrival order, without flush markers. */
+  seqs(): number[] {
+    return this.signals()
+      .filter((m) => m.note !== 'flush')
+      .map((m) => m.seq);
+  }
+
+  /** Sends a request and waits for the reply (`ack`, `error`, `pong`, ...) that echoes its id. */
+  private requests = 0;
+  async request(body: Record<string, unknown>, timeoutMs = 5_000): Promise<any> {
+    const id = `r${++this.requests}`;
+    this.send({ ...body, id });
+    return this.next((m) => m.id === id && m.type !== 'signal', timeoutMs);
+  }
+
   waitClose(timeoutMs = 5_000): Promise<{ code: number; reason: string }> {
     return Promise.race([
       this.closed,
@@ -180,13 +207,17 @@ export class UpgradeRefused extends Error {
   }
 }
 
+/** A flush marker; override fields so that a filtered socket still receives it. */
+export function markerBody(overrides: Record<string, unknown> = {}): Record<string, unknown> {
+  return signalBody({ symbol: 'MARKER', note: 'flush', ...overrides });
+}
+
 /**
  * Proves absence: sends a marker signal that every socket can see, and waits for it on each
  * client. Messages are delivered in order, so anything that was going to arrive before the
  * marker has arrived by then.
  */
-export async function flush(api: Api, apiKey: string, clients: WsClient[]): Promise<void> {
-  const marker = signalBody({ symbol: 'MARKER', note: 'flush' });
+export async function flush(api: Api, apiKey: string, clients: WsClient[], marker = markerBody()): Promise<void> {
   const response = await api.sync(apiKey, marker);
   if (response.status !== 201) throw new Error(`marker sync failed: ${response.status}`);
   await Promise.all(clients.map((client) => client.next((m) => m.type === 'signal' && m.external_id === marker.external_id)));

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { randomBytes } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Writable } from 'node:stream';
+import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { createApp } from '../../src/app.factory.js';
@@ -79,4 +80,15 @@ export async function startApp(
     wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
     close: () => app.close(),
   };
+}
+
+/** An access token as the service would issue it, with a chosen lifetime. */
+export function signToken(userId: string, role: string, expiresInSeconds: number): string {
+  return jwt.sign({ role }, TEST_JWT_SECRET, {
+    algorithm: 'HS256',
+    subject: userId,
+    issuer: 'signalcast',
+    audience: 'signalcast-clients',
+    expiresIn: expiresInSeconds,
+  });
 }
