@@ -31,7 +31,10 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     const seed = this.config.get('SEED_DEMO');
-    const wantsDemo = seed === 'true' || (seed === 'auto' && this.config.usesEmbeddedDatabase);
+    // `auto` never seeds in production: demo accounts have a published password.
+    const wantsDemo =
+      seed === 'true' ||
+      (seed === 'auto' && this.config.usesEmbeddedDatabase && this.config.get('NODE_ENV') !== 'production');
     if (wantsDemo && (await this.usersRepository.count()) === 0) await this.seedDemo();
     await this.ensureAdmin();
   }
@@ -45,6 +48,9 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
   }
 
   private async seedDemo(): Promise<void> {
+    if (this.config.get('NODE_ENV') === 'production') {
+      this.logger.warn('SEED_DEMO=true in production: creating demo accounts with a published password');
+    }
     const created = [];
     for (const account of DEMO_ACCOUNTS) {
       created.push(await this.users.create({ ...account, password: DEMO_PASSWORD }));

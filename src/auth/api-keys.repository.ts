@@ -17,12 +17,13 @@ export class ApiKeysRepository {
     });
   }
 
-  /** Returns false when no unrevoked key has this id. */
-  async revoke(id: string): Promise<boolean> {
-    const result = await this.database.prisma.apiKey.updateMany({
+  /** Returns the key's user, or `null` when no unrevoked key has this id. */
+  async revoke(id: string): Promise<string | null> {
+    const [revoked] = await this.database.prisma.apiKey.updateManyAndReturn({
       where: { id, revokedAt: null },
       data: { revokedAt: new Date() },
+      select: { userId: true },
     });
-    return result.count === 1;
+    return revoked?.userId ?? null;
   }
 }

@@ -36,19 +36,29 @@ export class JwtAuthGuard extends AuthGuard('jwt') {
   }
 }
 
+/**
+ * Role checks read the user's current role from the database, not the token's: an admin who is
+ * demoted loses admin access at once, not when the token expires.
+ */
 @Injectable()
 export class RolesGuard implements CanActivate {
-  constructor(private readonly reflector: Reflector) {}
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly auth: AuthService,
+  ) {}
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const roles = this.reflector.getAllAndOverride<Role[] | undefined>(ROLES_KEY, [
       context.getHandler(),
       context.getClass(),
     ]);
     if (!roles) return true;
-    const principal = context.switchToHttp().getRequest<AuthenticatedRequest>().user;
-    if (principal && roles.includes(principal.role)) return true;
-    throw new AppError('forbidden', `This endpoint requires the role: ${roles.join(' or ')}`);
+    const request = context.switchToHttp().getRequest<AuthenticatedRequest>();
+    const role = request.user && (await this.auth.currentRole(request.user.userId));
+    if (!role) throw new AppError('unauthorized', 'The user behind this token no longer exists');
+    if (!roles.includes(role)) throw new AppError('forbidden', `This endpoint requires the role: ${roles.join(' or ')}`);
+    request.user = { ...request.user!, role };
+    return true;
   }
 }
 

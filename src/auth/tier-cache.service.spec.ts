@@ -44,10 +44,10 @@ describe('TierCache', () => {
   it('takes tier changes from the bus at once, and forgets deleted users', async () => {
     const { cache, bus, users } = setup({ a: 'elite' });
     await cache.get('a');
-    await bus.publishTierChange({ userId: 'a', tier: 'free' });
+    await bus.publishUserChange({ userId: 'a', tier: 'free' });
     expect(await cache.get('a')).toBe('free');
     expect(users.findTiers).toHaveBeenCalledTimes(1);
-    await bus.publishTierChange({ userId: 'a', tier: null });
+    await bus.publishUserChange({ userId: 'a', tier: null });
     expect(cache.peek('a')).toBeUndefined();
   });
 
@@ -60,7 +60,7 @@ describe('TierCache', () => {
       return new Map([['a', 'elite' as Tier]]);
     });
     const pending = cache.get('a');
-    await bus.publishTierChange({ userId: 'a', tier: 'free' });
+    await bus.publishUserChange({ userId: 'a', tier: 'free' });
     release();
     expect(await pending).toBe('free');
     expect(cache.peek('a')).toBe('free');

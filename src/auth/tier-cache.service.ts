@@ -25,7 +25,8 @@ export class TierCache implements OnModuleDestroy {
   ) {
     this.cache = new LRUCache({ max: config.get('TIER_CACHE_MAX'), ttl: config.get('TIER_CACHE_TTL_MS') });
     this.changedAt = new LRUCache({ max: config.get('TIER_CACHE_MAX') });
-    this.unsubscribe = bus.onTierChange(({ userId, tier }) => {
+    this.unsubscribe = bus.onUserChange(({ userId, tier }) => {
+      if (tier === undefined) return;
       this.changedAt.set(userId, ++this.changes);
       if (tier) this.cache.set(userId, tier);
       else this.cache.delete(userId);
@@ -52,24 +53,24 @@ export class TierCache implements OnModuleDestroy {
     return (await this.getMany([userId])).get(userId);
   }
 
-  /** Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent. */
+  /**
+   * Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent.
+   * The answer is read from the cache after the load, so a tier change that arrived while the
+   * query ran (for any of the users) is what the caller sees.
+   */
   async getMany(userIds: Iterable<string>): Promise<Map<string, Tier>> {
+    const ids = [...userIds];
+    const missing = ids.filter((id) => !this.cache.has(id));
+    if (missing.length === 0) return this.cached(ids);
+    const loadStartedAt = this.changes;
+    const loaded = await this.users.findTiers(missing);
+    // A change published during the load is newer than what the query read.
+    const fresh = (id: string) => (this.changedAt.get(id) ?? 0) <= loadStartedAt;
+    for (const [id, tier] of loaded) if (fresh(id)) this.cache.set(id, tier);
     const found = new Map<string, Tier>();
-    const missing: string[] = [];
-    for (const id of userIds) {
-      const tier = this.cache.get(id);
+    for (const id of ids) {
+      const tier = this.cache.get(id) ?? (fresh(id) ? loaded.get(id) : undefined);
       if (tier) found.set(id, tier);
-      else missing.push(id);
-    }
-    if (missing.length > 0) {
-      const loadStartedAt = this.changes;
-      for (const [id, loaded] of await this.users.findTiers(missing)) {
-        const changedSince = (this.changedAt.get(id) ?? 0) > loadStartedAt;
-        const tier = changedSince ? this.cache.get(id) : loaded;
-        if (!tier) continue;
-        if (!changedSince) this.cache.set(id, tier);
-        found.set(id, tier);
-      }
     }
     return found;
   }

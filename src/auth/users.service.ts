@@ -60,7 +60,11 @@ export class UsersService {
   async update(id: string, input: UpdateUserInput): Promise<User> {
     const user = await this.users.update(id, input);
     if (!user) throw new AppError('not_found', `No user with id ${id}`);
-    await this.bus.publishTierChange({ userId: user.id, tier: user.tier });
+    await this.bus.publishUserChange({
+      userId: user.id,
+      tier: user.tier,
+      credentialsChanged: input.role !== undefined,
+    });
     return user;
   }
 
@@ -72,7 +76,10 @@ export class UsersService {
     return { id: stored.id, key: generated.key, prefix: generated.prefix, createdAt: stored.createdAt };
   }
 
+  /** Revokes at once: every instance drops the key from its cache before this returns. */
   async revokeApiKey(id: string): Promise<void> {
-    if (!(await this.apiKeys.revoke(id))) throw new AppError('not_found', `No active API key with id ${id}`);
+    const userId = await this.apiKeys.revoke(id);
+    if (!userId) throw new AppError('not_found', `No active API key with id ${id}`);
+    await this.bus.publishUserChange({ userId, credentialsChanged: true });
   }
 }

@@ -1,10 +1,13 @@
 import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 
-export interface TierChange {
+/** A committed change to a user that every instance must apply to its caches. */
+export interface UserChange {
   userId: string;
-  /** The committed tier; `null` when the user was deleted. */
-  tier: Tier | null;
+  /** The new tier; `null` when the user is gone; absent when the tier did not change. */
+  tier?: Tier | null;
+  /** The user's role or API keys changed: cached credentials must be dropped. */
+  credentialsChanged?: boolean;
 }
 
 export type Unsubscribe = () => void;
@@ -17,6 +20,7 @@ export type Unsubscribe = () => void;
 export abstract class MessageBus {
   abstract publishSignal(event: SignalEvent): Promise<void>;
   abstract onSignal(handler: (event: SignalEvent) => void): Unsubscribe;
-  abstract publishTierChange(change: TierChange): Promise<void>;
-  abstract onTierChange(handler: (change: TierChange) => void): Unsubscribe;
+  /** Tier changes, role changes and key revocations, so that every instance applies them at once. */
+  abstract publishUserChange(change: UserChange): Promise<void>;
+  abstract onUserChange(handler: (change: UserChange) => void): Unsubscribe;
 }

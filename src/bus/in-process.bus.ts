@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { SignalEvent } from '../signals/signal.types.js';
-import { MessageBus, type TierChange, type Unsubscribe } from './bus.types.js';
+import { MessageBus, type UserChange, type Unsubscribe } from './bus.types.js';
 
 function subscribe<T>(handlers: Set<(value: T) => void>, handler: (value: T) => void): Unsubscribe {
   handlers.add(handler);
@@ -11,7 +11,7 @@ function subscribe<T>(handlers: Set<(value: T) => void>, handler: (value: T) => 
 @Injectable()
 export class InProcessBus extends MessageBus {
   private readonly signalHandlers = new Set<(event: SignalEvent) => void>();
-  private readonly tierHandlers = new Set<(change: TierChange) => void>();
+  private readonly userHandlers = new Set<(change: UserChange) => void>();
 
   async publishSignal(event: SignalEvent): Promise<void> {
     for (const handler of this.signalHandlers) handler(event);
@@ -21,11 +21,11 @@ export class InProcessBus extends MessageBus {
     return subscribe(this.signalHandlers, handler);
   }
 
-  async publishTierChange(change: TierChange): Promise<void> {
-    for (const handler of this.tierHandlers) handler(change);
+  async publishUserChange(change: UserChange): Promise<void> {
+    for (const handler of this.userHandlers) handler(change);
   }
 
-  onTierChange(handler: (change: TierChange) => void): Unsubscribe {
-    return subscribe(this.tierHandlers, handler);
+  onUserChange(handler: (change: UserChange) => void): Unsubscribe {
+    return subscribe(this.userHandlers, handler);
   }
 }

@@ -43,6 +43,8 @@ export const envSchema = z.object({
   AUTH_RATE_LIMIT_MAX: int(1).default(10),
   AUTH_RATE_LIMIT_WINDOW_MS: int(1000).default(60_000),
 
+  /** How long a verified API key is trusted without a query; revocation clears it at once. */
+  API_KEY_CACHE_TTL_MS: int(0).default(60_000),
   TIER_CACHE_MAX: int(1).default(100_000),
   TIER_CACHE_TTL_MS: int(1000).default(5 * 60_000),
 

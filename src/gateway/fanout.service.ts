@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { canSee } from '../signals/entitlement.js';
 import { matchesFilter } from '../signals/signal-filter.js';
+import { SignalsService } from '../signals/signals.service.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import type { Connection } from './connection.js';
@@ -24,6 +25,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   private readonly maxBufferedBytes: number;
   private readonly maxBacklog: number;
   readonly startedAt = Date.now();
+  /** The highest seq handed to this instance's sockets (read from the database at start). */
+  deliveredSeq = 0;
   signalsBroadcast = 0;
   messagesDelivered = 0;
   slowConsumersCut = 0;
@@ -32,13 +35,15 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     private readonly bus: MessageBus,
     private readonly registry: ConnectionRegistry,
     private readonly tiers: TierCache,
+    private readonly signals: SignalsService,
     config: AppConfig,
   ) {
     this.maxBufferedBytes = config.get('WS_MAX_BUFFERED_BYTES');
     this.maxBacklog = config.get('WS_REPLAY_MAX');
   }
 
-  onModuleInit(): void {
+  async onModuleInit(): Promise<void> {
+    this.deliveredSeq = await this.signals.latestStoredSeq();
     this.unsubscribe = this.bus.onSignal((event) => {
       this.chain = this.chain.then(() => this.deliver(event)).catch((error: Error) => {
         this.logger.error(`Delivering seq ${event.seq} failed: ${error.message}`);
@@ -51,8 +56,13 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async deliver(event: SignalEvent): Promise<void> {
-    const bytes = Buffer.from(encode(event.type, event.signal));
+    await this.deliverToSockets(event);
     this.signalsBroadcast++;
+    if (event.seq > this.deliveredSeq) this.deliveredSeq = event.seq;
+  }
+
+  private async deliverToSockets(event: SignalEvent): Promise<void> {
+    const bytes = Buffer.from(encode(event.type, event.signal));
     if (event.minTier === 'free') {
       for (const connection of this.registry.all()) this.offer(connection, event, bytes);
       return;

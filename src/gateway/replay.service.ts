@@ -13,8 +13,8 @@ import { encode, type RequestId } from './ws-messages.js';
  * without a gap or a duplicate at the seam.
  *
  * While replaying, the fan-out parks live signals in the connection's backlog. Pages are read
- * until they reach the latest seq known when the replay began (anything newer was published
- * later, so it is in the backlog); the backlog is then sent, skipping what the pages already
+ * until they reach the last seq the fan-out had delivered when the replay began (anything newer is
+ * delivered later, so it lands in the backlog); the backlog is then sent, skipping what the pages already
  * covered, and the connection goes live, all in one synchronous step.
  */
 @Injectable()
@@ -37,7 +37,7 @@ export class ReplayService {
     const withId = id === undefined ? {} : { id };
     connection.phase = 'replaying';
     connection.backlog = [];
-    const target = this.signals.latestSeq;
+    const target = this.fanout.deliveredSeq;
     const open = () => connection.socket.readyState === connection.socket.OPEN;
     let cursor = since;
     let count = 0;

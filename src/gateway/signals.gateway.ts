@@ -8,9 +8,9 @@ import { TierCache } from '../auth/tier-cache.service.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import { AppConfig } from '../config/app-config.js';
 import { filterToWire } from '../signals/signal-filter.js';
-import { SignalsService } from '../signals/signals.service.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
+import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
 import { principalOf, sinceOf } from './upgrade-authenticator.js';
 import { WS_CLOSE } from './ws-close-codes.js';
@@ -31,7 +31,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   constructor(
     private readonly registry: ConnectionRegistry,
     private readonly tiers: TierCache,
-    private readonly signals: SignalsService,
+    private readonly fanout: FanoutService,
     private readonly auth: AuthService,
     private readonly replay: ReplayService,
     private readonly config: AppConfig,
@@ -93,7 +93,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
       user_id: principal.userId,
       tier,
       server_time: new Date().toISOString(),
-      latest_seq: this.signals.latestSeq,
+      latest_seq: this.fanout.deliveredSeq,
       token_expires_at: expiryOf(principal),
     });
     this.scheduleTokenExpiry(connection);

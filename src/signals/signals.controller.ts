@@ -27,7 +27,7 @@ interface SyncResponse {
 
 type BatchItemResponse =
   | ({ index: number; status: 200 | 201 } & SyncResponse)
-  | { index: number; status: 400; error: { code: 'validation_failed'; message: string; details: ErrorDetail[] } };
+  | { index: number; status: number; error: { code: string; message: string; details?: ErrorDetail[] } };
 
 const toResponse = ({ result, signal }: SyncOutcome): SyncResponse => ({ result, seq: signal.seq, signal });
 
@@ -58,9 +58,9 @@ export class SignalsController {
     @Body(new ZodValidationPipe(syncSignalSchema)) body: SyncSignalInput,
     @Res({ passthrough: true }) response: Response,
   ): Promise<SyncResponse> {
-    const [outcome] = await this.signals.sync(provider.userId, [body]);
-    response.status(outcome!.result === 'created' ? 201 : 200);
-    return toResponse(outcome!);
+    const outcome = await this.signals.sync(provider.userId, body);
+    response.status(outcome.result === 'created' ? 201 : 200);
+    return toResponse(outcome);
   }
 
   @Post('external-signals/sync/signals')
@@ -83,15 +83,21 @@ export class SignalsController {
         return;
       }
       const details = zodIssues(parsed.error).map((d) => ({ ...d, field: `signals[${index}].${d.field}` }));
-      results[index] = { index, status: 400, error: validationError(details).toJSON() as never };
+      results[index] = { index, status: 400, error: validationError(details).toJSON() };
     });
-    if (valid.length > 0) {
-      const outcomes = await this.signals.sync(provider.userId, valid.map((item) => item.input));
-      outcomes.forEach((outcome, i) => {
-        const index = valid[i]!.index;
-        results[index] = { index, status: outcome.result === 'created' ? 201 : 200, ...toResponse(outcome) };
-      });
-    }
+    const settled = await this.signals.syncEach(provider.userId, valid.map((item) => item.input));
+    const unavailable = (o: PromiseSettledResult<unknown>) =>
+      o.status === 'rejected' && o.reason instanceof AppError && o.reason.code === 'database_unavailable';
+    if (settled.length > 0 && settled.every(unavailable)) throw (settled[0] as PromiseRejectedResult).reason;
+    settled.forEach((outcome, i) => {
+      const index = valid[i]!.index;
+      if (outcome.status === 'fulfilled') {
+        results[index] = { index, status: outcome.value.result === 'created' ? 201 : 200, ...toResponse(outcome.value) };
+        return;
+      }
+      const error = outcome.reason instanceof AppError ? outcome.reason : new AppError('internal_error', 'The signal could not be stored');
+      results[index] = { index, status: error.status, error: error.toJSON() };
+    });
     return { results };
   }
 

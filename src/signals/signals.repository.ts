@@ -4,7 +4,7 @@ import { Prisma, type Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SignalView, SyncResult } from './signal.types.js';
-import { contentOfRow, planWrites, signalKey, type WriteRequest } from './sync-plan.js';
+import { planWrites, signalKey, type WriteRequest } from './sync-plan.js';
 
 export interface WriteOutcome {
   result: SyncResult;
@@ -74,7 +74,22 @@ export class SignalsRepository {
         where: { OR: [...externalIds].map(([providerId, ids]) => ({ providerId, externalId: { in: ids } })) },
       });
       for (const row of existing) rows.set(signalKey(row.providerId, row.externalId), row);
-      const stored = new Map([...rows].map(([key, row]) => [key, { id: row.id, version: row.version, content: contentOfRow(row) }]));
+      const hashes = new Map<string, Set<string>>();
+      if (existing.length > 0) {
+        const revisions = await tx.signalRevision.findMany({
+          where: { signalId: { in: existing.map((row) => row.id) } },
+          select: { signalId: true, contentHash: true },
+        });
+        for (const { signalId, contentHash } of revisions) {
+          hashes.set(signalId, (hashes.get(signalId) ?? new Set()).add(contentHash));
+        }
+      }
+      const stored = new Map(
+        existing.map((row) => [
+          signalKey(row.providerId, row.externalId),
+          { version: row.version, hashes: hashes.get(row.id) ?? new Set<string>() },
+        ]),
+      );
 
       const outcomes: WriteOutcome[] = [];
       const revisions: Prisma.SignalRevisionCreateManyInput[] = [];
@@ -108,6 +123,7 @@ export class SignalsRepository {
           signalId: row.id,
           version: row.version,
           seq: step.seq,
+          contentHash: step.hash,
           payload: toSignalView(row) as unknown as Prisma.InputJsonValue,
           receivedAt: now,
         });

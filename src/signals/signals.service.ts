@@ -1,79 +1,67 @@
-import {
-  Injectable,
-  Logger,
-  type BeforeApplicationShutdown,
-  type OnApplicationBootstrap,
-  type OnModuleDestroy,
-} from '@nestjs/common';
-import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
+import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import { MessageBus } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
+import type { Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { visibleMinTiers } from './entitlement.js';
-import type { Signal } from '../generated/prisma/client.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
 import { SignalsRepository, toSignalView, type WriteOutcome } from './signals.repository.js';
 import type { WriteRequest } from './sync-plan.js';
 
-interface PendingSync {
-  requests: WriteRequest[];
-  resolve(outcomes: WriteOutcome[]): void;
+interface PendingWrite {
+  request: WriteRequest;
+  resolve(outcome: WriteOutcome): void;
   reject(error: unknown): void;
 }
 
 /** Upper bound of signals one group-commit transaction takes. */
-const GROUP_COMMIT_MAX = 500;
+export const GROUP_COMMIT_MAX = 500;
 
 /**
- * Stores signals, then publishes them. Sync calls queue up and are written by one loop in group
+ * Stores signals, then publishes them. Sync calls queue up and one loop writes them in group
  * commits: while one transaction runs, the next calls gather and go together in the next one. The
- * loop publishes each batch in seq order after its commit, before answering the callers: a socket
+ * loop publishes each group in seq order after its commit, before answering the callers: a socket
  * never sees an uncommitted signal, and this instance publishes in seq order.
  */
 @Injectable()
-export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, BeforeApplicationShutdown {
+export class SignalsService implements BeforeApplicationShutdown {
   private readonly logger = new Logger(SignalsService.name);
-  private readonly queue: PendingSync[] = [];
+  private readonly queue: PendingWrite[] = [];
   /** The running write loop, if any. */
   private writing?: Promise<void>;
-  private latest = 0;
-  private readonly unsubscribe: Unsubscribe;
 
   constructor(
     private readonly repository: SignalsRepository,
     private readonly bus: MessageBus,
-  ) {
-    this.unsubscribe = bus.onSignal((event) => {
-      if (event.seq > this.latest) this.latest = event.seq;
-    });
+  ) {}
+
+  /** The highest seq stored, read from the database. */
+  latestStoredSeq(): Promise<number> {
+    return this.repository.latestSeq();
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    this.latest = Math.max(this.latest, await this.repository.latestSeq());
+  /** Upserts signals of one provider, in order; each item settles on its own. */
+  syncEach(providerId: string, inputs: SyncSignalInput[]): Promise<PromiseSettledResult<SyncOutcome>[]> {
+    const results = inputs.map(
+      (input) =>
+        new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
+    );
+    this.writing ??= this.drain();
+    return Promise.allSettled(results.map((result) => result.then(({ result, row }) => ({ result, signal: toSignalView(row) }))));
   }
 
-  onModuleDestroy(): void {
-    this.unsubscribe();
-  }
-
-  /** The highest seq stored (as far as this instance knows). */
-  get latestSeq(): number {
-    return this.latest;
-  }
-
-  /** Upserts signals of one provider, in order; one outcome per input. */
-  async sync(providerId: string, inputs: SyncSignalInput[]): Promise<SyncOutcome[]> {
-    const outcomes = await new Promise<WriteOutcome[]>((resolve, reject) => {
-      this.queue.push({ requests: inputs.map((input) => ({ providerId, input })), resolve, reject });
-      this.writing ??= this.drain();
-    });
-    return outcomes.map(({ result, row }) => ({ result, signal: toSignalView(row) }));
+  /** Upserts one signal. */
+  async sync(providerId: string, input: SyncSignalInput): Promise<SyncOutcome> {
+    const [settled] = await this.syncEach(providerId, [input]);
+    if (settled!.status === 'rejected') throw settled!.reason;
+    return settled!.value;
   }
 
   /** Signals after a seq that this tier (and filter) may see, oldest first. */
-  async list(tier: Tier, query: { afterSeq: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
+  list(tier: Tier, query: { afterSeq: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
     return this.repository.list({ ...query, minTiers: visibleMinTiers(tier) });
   }
 
@@ -89,7 +77,7 @@ export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, 
 
   /**
    * Writes until the queue is empty. `writing` is cleared in the same synchronous step that sees
-   * the queue empty, so a sync queued at any moment is either seen by this loop or starts a new one.
+   * the queue empty, so a sync queued at any moment is either taken by this loop or starts a new one.
    */
   private async drain(): Promise<void> {
     for (;;) {
@@ -97,13 +85,7 @@ export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, 
         this.writing = undefined;
         return;
       }
-      const group: PendingSync[] = [this.queue.shift()!];
-      let size = group[0]!.requests.length;
-      while (this.queue.length > 0 && size + this.queue[0]!.requests.length <= GROUP_COMMIT_MAX) {
-        const next = this.queue.shift()!;
-        size += next.requests.length;
-        group.push(next);
-      }
+      const group = this.queue.splice(0, GROUP_COMMIT_MAX);
       try {
         await this.writeGroup(group);
       } catch (error) {
@@ -112,21 +94,23 @@ export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, 
     }
   }
 
-  private async writeGroup(group: PendingSync[]): Promise<void> {
+  private async writeGroup(group: PendingWrite[]): Promise<void> {
     let outcomes: WriteOutcome[];
     try {
-      outcomes = await this.repository.writeBatch(group.flatMap((pending) => pending.requests));
+      outcomes = await this.repository.writeBatch(group.map((pending) => pending.request));
     } catch (error) {
-      if (group.length > 1 && !isDatabaseUnavailable(error)) {
-        // One caller's bad data must not fail the others: write them one by one.
+      if (isDatabaseUnavailable(error)) {
+        const unavailable = new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.');
+        for (const pending of group) pending.reject(unavailable);
+        return;
+      }
+      if (group.length > 1) {
+        // One bad item must not fail the others: write them one by one.
         for (const pending of group) await this.writeGroup([pending]);
         return;
       }
-      const failure = isDatabaseUnavailable(error)
-        ? new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.')
-        : error;
-      if (!(failure instanceof AppError)) this.logger.error(`Signal write failed: ${(error as Error).message}`);
-      for (const pending of group) pending.reject(failure);
+      this.logger.error(`Signal write failed: ${(error as Error).message}`);
+      group[0]!.reject(new AppError('internal_error', 'The signal could not be stored'));
       return;
     }
     for (const { result, row } of outcomes) {
@@ -141,10 +125,6 @@ export class SignalsService implements OnApplicationBootstrap, OnModuleDestroy, 
         this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
       });
     }
-    let offset = 0;
-    for (const pending of group) {
-      pending.resolve(outcomes.slice(offset, offset + pending.requests.length));
-      offset += pending.requests.length;
-    }
+    group.forEach((pending, i) => pending.resolve(outcomes[i]!));
   }
 }

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { syncSignalSchema } from './signal.dto.js';
-import { contentOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
+import { contentHash, contentOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
 
 const input = (overrides: Record<string, unknown> = {}) =>
   syncSignalSchema.parse({
@@ -16,8 +16,9 @@ const input = (overrides: Record<string, unknown> = {}) =>
     ...overrides,
   });
 const request = (overrides: Record<string, unknown> = {}, providerId = 'p1'): WriteRequest => ({ providerId, input: input(overrides) });
-const storedAs = (req: WriteRequest, version = 1): Map<string, KnownSignal> =>
-  new Map([[signalKey(req.providerId, req.input.external_id), { id: 'row-1', version, content: contentOf(req.input) }]]);
+const hashOf = (req: WriteRequest) => contentHash(contentOf(req.input));
+const storedAs = (req: WriteRequest, version = 1, earlier: WriteRequest[] = []): Map<string, KnownSignal> =>
+  new Map([[signalKey(req.providerId, req.input.external_id), { version, hashes: new Set([...earlier, req].map(hashOf)) }]]);
 
 describe('planWrites (the sync upsert rule)', () => {
   it('creates unknown signals with consecutive seqs after the last one', () => {
@@ -44,9 +45,16 @@ describe('planWrites (the sync upsert rule)', () => {
     }
   });
 
+  it('treats a late retry of an earlier version as unchanged, so it cannot undo an amendment', () => {
+    const v1 = request();
+    const v2 = request({ stop_loss: '95' });
+    const [step] = planWrites([request()], storedAs(v2, 2, [v1]), 9n);
+    expect(step!.kind).toBe('unchanged');
+  });
+
   it('builds on earlier steps of the same batch', () => {
-    const steps = planWrites([request(), request(), request({ confidence: 90 })], new Map(), 0n);
-    expect(steps.map((s) => s.kind)).toEqual(['create', 'unchanged', 'update']);
+    const steps = planWrites([request(), request(), request({ confidence: 90 }), request()], new Map(), 0n);
+    expect(steps.map((s) => s.kind)).toEqual(['create', 'unchanged', 'update', 'unchanged']);
     expect(steps[2]).toMatchObject({ version: 2, seq: 2n });
   });
 

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import type { Signal } from '../generated/prisma/client.js';
 import { PREMIUM_MIN_TIER } from './entitlement.js';
 import type { SyncSignalInput } from './signal.dto.js';
@@ -15,15 +16,15 @@ export type SignalContent = Pick<
 
 /** The state a planned step builds on: a stored row or an earlier step of the same batch. */
 export interface KnownSignal {
-  id?: string;
   version: number;
-  content: SignalContent;
+  /** `contentHash` of every version stored so far, the current one included. */
+  hashes: ReadonlySet<string>;
 }
 
 export type PlannedStep =
-  | { kind: 'unchanged'; request: WriteRequest; previous: KnownSignal }
-  | { kind: 'create'; request: WriteRequest; content: SignalContent; seq: bigint }
-  | { kind: 'update'; request: WriteRequest; content: SignalContent; seq: bigint; previous: KnownSignal; version: number };
+  | { kind: 'unchanged'; request: WriteRequest }
+  | { kind: 'create'; request: WriteRequest; content: SignalContent; hash: string; seq: bigint }
+  | { kind: 'update'; request: WriteRequest; content: SignalContent; hash: string; seq: bigint; version: number };
 
 export function contentOf(input: SyncSignalInput): SignalContent {
   return {
@@ -43,47 +44,31 @@ export function contentOf(input: SyncSignalInput): SignalContent {
   };
 }
 
-export function contentOfRow(row: Signal): SignalContent {
-  return {
-    symbol: row.symbol,
-    market: row.market,
-    side: row.side,
-    entry: row.entry.toFixed(),
-    stopLoss: row.stopLoss?.toFixed() ?? null,
-    takeProfits: row.takeProfits.map((price) => price.toFixed()),
-    confidence: row.confidence,
-    timeframe: row.timeframe,
-    note: row.note,
-    minTier: row.minTier,
-    status: row.status,
-    issuedAt: row.issuedAt,
-    expiresAt: row.expiresAt,
-  };
-}
-
-export function sameContent(a: SignalContent, b: SignalContent): boolean {
-  return (
-    a.symbol === b.symbol &&
-    a.market === b.market &&
-    a.side === b.side &&
-    a.entry === b.entry &&
-    a.stopLoss === b.stopLoss &&
-    a.takeProfits.length === b.takeProfits.length &&
-    a.takeProfits.every((price, i) => price === b.takeProfits[i]) &&
-    a.confidence === b.confidence &&
-    a.timeframe === b.timeframe &&
-    a.note === b.note &&
-    a.minTier === b.minTier &&
-    a.status === b.status &&
-    a.issuedAt.getTime() === b.issuedAt.getTime() &&
-    (a.expiresAt?.getTime() ?? null) === (b.expiresAt?.getTime() ?? null)
-  );
+/** A stable fingerprint of synced content: equal prices written differently hash the same. */
+export function contentHash(content: SignalContent): string {
+  const canonical = JSON.stringify([
+    content.symbol,
+    content.market,
+    content.side,
+    content.entry,
+    content.stopLoss,
+    content.takeProfits,
+    content.confidence,
+    content.timeframe,
+    content.note,
+    content.minTier,
+    content.status,
+    content.issuedAt.toISOString(),
+    content.expiresAt?.toISOString() ?? null,
+  ]);
+  return createHash('sha256').update(canonical).digest('hex');
 }
 
 export const signalKey = (providerId: string, externalId: string) => `${providerId}\u0000${externalId}`;
 
 /**
- * Decides, in request order, what each sync does: an identical re-send changes nothing and takes
+ * Decides, in request order, what each sync does. A body equal to the current version (a retry)
+ * or to any earlier version (a late retry arriving after an amendment) changes nothing and takes
  * no seq; anything else is a new signal or a new version, taking the next seq after `lastSeq`.
  * A key repeated within one batch builds on the earlier step, as if sent one after the other.
  */
@@ -98,12 +83,13 @@ export function planWrites(
     const key = signalKey(request.providerId, request.input.external_id);
     const previous = known.get(key);
     const content = contentOf(request.input);
-    if (previous && sameContent(previous.content, content)) return { kind: 'unchanged', request, previous };
+    const hash = contentHash(content);
+    if (previous?.hashes.has(hash)) return { kind: 'unchanged', request };
     seq += 1n;
-    const step: PlannedStep = previous
-      ? { kind: 'update', request, content, seq, previous, version: previous.version + 1 }
-      : { kind: 'create', request, content, seq };
-    known.set(key, { id: previous?.id, version: previous ? previous.version + 1 : 1, content });
-    return step;
+    const version = previous ? previous.version + 1 : 1;
+    known.set(key, { version, hashes: new Set([...(previous?.hashes ?? []), hash]) });
+    return previous
+      ? { kind: 'update', request, content, hash, seq, version }
+      : { kind: 'create', request, content, hash, seq };
   });
 }

@@ -66,6 +66,7 @@ CREATE TABLE "signal_revisions" (
     "signal_id" UUID NOT NULL,
     "version" INTEGER NOT NULL,
     "seq" BIGINT NOT NULL,
+    "content_hash" TEXT NOT NULL,
     "payload" JSONB NOT NULL,
     "received_at" TIMESTAMPTZ(3) NOT NULL,
 
@@ -100,6 +101,9 @@ CREATE UNIQUE INDEX "signals_provider_id_external_id_key" ON "signals"("provider
 
 -- CreateIndex
 CREATE UNIQUE INDEX "signal_revisions_seq_key" ON "signal_revisions"("seq");
+
+-- CreateIndex
+CREATE INDEX "signal_revisions_signal_id_content_hash_idx" ON "signal_revisions"("signal_id", "content_hash");
 
 -- AddForeignKey
 ALTER TABLE "api_keys" ADD CONSTRAINT "api_keys_user_id_fkey" FOREIGN KEY ("user_id") REFERENCES "users"("id") ON DELETE CASCADE ON UPDATE CASCADE;
