@@ -112,6 +112,21 @@ describe('authentication and authorization', () => {
     expect(twice.status).toBe(404);
   });
 
+  it('takes admin rights away at once when an admin is demoted, without waiting for the token to expire', async () => {
+    const other = await api.user('elite', 'admin');
+    expect((await api.request('GET', '/ws/stats', { token: other.token })).status).toBe(200);
+    const demote = await api.request('PATCH', `/api/v1/admin/users/${other.id}`, { token: await api.admin(), body: { role: 'subscriber' } });
+    expect(demote.status).toBe(200);
+    expect((await api.request('GET', '/ws/stats', { token: other.token })).status).toBe(403);
+  });
+
+  it('stops a provider key at once when its user stops being a provider', async () => {
+    const provider = await api.provider();
+    expect((await api.sync(provider.apiKey, signalBody())).status).toBe(201);
+    await api.request('PATCH', `/api/v1/admin/users/${provider.id}`, { token: await api.admin(), body: { role: 'subscriber' } });
+    expect((await api.sync(provider.apiKey, signalBody())).status).toBe(403);
+  });
+
   it('keeps admin endpoints for admins', async () => {
     const admin = await api.admin();
     expect((await api.request('GET', '/ws/stats')).status).toBe(401);

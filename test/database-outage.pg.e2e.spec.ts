@@ -36,12 +36,23 @@ describe('database outage', () => {
     const provider = await api.provider();
     const user = await api.user('elite');
     const socket = await WsClient.connect(app.wsUrl, { token: user.token });
+    // The provider's key is verified (and cached) before the outage, so the outage hits the writer.
+    const before = await api.sync(provider.apiKey, signalBody());
+    expect(before.status).toBe(201);
 
     await takeDatabaseAway();
     const lost = signalBody();
     const during = await api.sync(provider.apiKey, lost);
     expect(during.status).toBe(503);
-    expect(during.body.code).toBe('database_unavailable');
+    expect(during.body).toEqual({
+      code: 'database_unavailable',
+      message: 'The database is unavailable; the signal was not stored. Retry later.',
+    });
+    const batch = await api.request('POST', '/api/v1/external-signals/sync/signals', {
+      apiKey: provider.apiKey,
+      body: { signals: [signalBody(), signalBody()] },
+    });
+    expect(batch.status).toBe(503);
     const health = await api.request('GET', '/health');
     expect(health.status).toBe(503);
     expect(health.body).toMatchObject({ database: 'down' });
@@ -55,6 +66,9 @@ describe('database outage', () => {
     expect(after.status).toBe(201);
     expect((await api.request('GET', '/health')).status).toBe(200);
     await socket.next((m) => m.type === 'signal' && m.seq === after.body.seq);
+    // Nothing from the outage was broadcast, and seq stayed gapless.
+    expect(socket.seqs()).toEqual([before.body.seq, after.body.seq]);
+    expect(after.body.seq).toBe(before.body.seq + 1);
     expect(socket.signals().map((m) => m.external_id)).not.toContain(lost.external_id);
     await socket.close();
   });

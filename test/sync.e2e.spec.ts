@@ -36,6 +36,8 @@ describe('signal sync: validation, batches, ordering', () => {
     ['expiry before issue', { expires_at: '2026-11-20T00:00:00Z' }, 'expires_at'],
     ['a missing symbol', { symbol: undefined }, 'symbol'],
     ['a non-boolean premium', { premium: 'yes' }, 'premium'],
+    ['a NUL character in the note', { note: 'before\u0000after' }, 'note'],
+    ['a lone surrogate in the note', { note: 'broken \ud800 text' }, 'note'],
   ];
 
   for (const [name, overrides, field] of invalid) {
@@ -48,6 +50,8 @@ describe('signal sync: validation, batches, ordering', () => {
       expect(response.body.message).toContain(field);
       const stored = await api.request('GET', `/api/v1/signals?after_seq=0&limit=500`, { token: (await api.user('elite')).token });
       expect(stored.body.data.some((s: { external_id: string }) => s.external_id === body.external_id)).toBe(false);
+      await flush(api, provider.apiKey, [watcher]);
+      expect(watcher.signals().some((m) => m.external_id === body.external_id)).toBe(false);
     });
   }
 

@@ -104,6 +104,16 @@ describe('tier-gated delivery', () => {
     ]);
   });
 
+  it('does not let a late retry of an earlier version undo an amendment', async () => {
+    const v1 = signalBody({ stop_loss: '60000' });
+    await api.sync(provider.apiKey, v1);
+    const v2 = await api.sync(provider.apiKey, { ...v1, stop_loss: '62000' });
+    const late = await api.sync(provider.apiKey, v1);
+    expect(late.status).toBe(200);
+    expect(late.body).toMatchObject({ result: 'unchanged', seq: v2.body.seq });
+    expect(late.body.signal).toMatchObject({ version: 2, stop_loss: '62000' });
+  });
+
   it('treats prices equal in value as identical ("100.50" and "100.5")', async () => {
     const body = signalBody({ entry: '100.50' });
     const first = await api.sync(provider.apiKey, body);

@@ -1,0 +1,135 @@
+import { describe, expect, it, vi } from 'vitest';
+import type { WebSocket } from 'ws';
+import type { Principal } from '../auth/principal.js';
+import { TierCache } from '../auth/tier-cache.service.js';
+import type { UsersRepository } from '../auth/users.repository.js';
+import { InProcessBus } from '../bus/in-process.bus.js';
+import { TokenBucket } from '../common/rate-limiter.js';
+import type { AppConfig } from '../config/app-config.js';
+import type { Tier } from '../generated/prisma/enums.js';
+import type { SignalEvent } from '../signals/signal.types.js';
+import type { SignalsService } from '../signals/signals.service.js';
+import { strictMock } from '../testing/strict-mock.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { Connection } from './connection.js';
+import { FanoutService } from './fanout.service.js';
+
+class FakeSocket {
+  readonly OPEN = 1;
+  readonly CLOSED = 3;
+  readyState = 1;
+  bufferedAmount = 0;
+  sent: Buffer[] = [];
+  closedWith?: number;
+  failing = false;
+  send(bytes: Buffer): void {
+    if (this.failing) throw new Error('broken pipe');
+    this.sent.push(bytes);
+  }
+  close(code: number): void {
+    this.closedWith = code;
+    this.readyState = 2;
+  }
+  terminate(): void {
+    this.readyState = 3;
+  }
+}
+
+const CONFIG: Record<string, number> = { TIER_CACHE_MAX: 1000, TIER_CACHE_TTL_MS: 60_000, WS_MAX_BUFFERED_BYTES: 1000, WS_REPLAY_MAX: 100 };
+
+function setup(tiers: Record<string, Tier>) {
+  const users = strictMock<UsersRepository>({
+    findTiers: async (ids: readonly string[]) => new Map(ids.filter((id) => tiers[id]).map((id) => [id, tiers[id]!])),
+  });
+  const config = strictMock<AppConfig>({ get: ((key: string) => CONFIG[key]) as AppConfig['get'] });
+  const bus = new InProcessBus();
+  const registry = new ConnectionRegistry();
+  const tierCache = new TierCache(users, bus, config);
+  const signals = strictMock<SignalsService>({ latestStoredSeq: async () => 0 });
+  const fanout = new FanoutService(bus, registry, tierCache, signals, config);
+  const connect = (userId: string) => {
+    const socket = new FakeSocket();
+    const principal: Principal = { userId, role: 'subscriber' };
+    registry.add(new Connection(socket as unknown as WebSocket, principal, TokenBucket.perSecond(10, 10)));
+    return socket;
+  };
+  let seq = 0;
+  const publish = async (minTier: Tier) => {
+    const event = { type: 'signal', seq: ++seq, minTier, signal: { seq, symbol: 'X', premium: minTier !== 'free' } } as unknown as SignalEvent;
+    await bus.publishSignal(event);
+    await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(seq));
+  };
+  return { users, bus, registry, fanout, connect, publish };
+}
+
+describe('FanoutService', () => {
+  it('gates by tier with one query for all uncached users, none once cached, and serializes once', async () => {
+    const { users, fanout, connect, publish } = setup({ f: 'free', b: 'basic', p: 'pro', e: 'elite' });
+    await fanout.onModuleInit();
+    const sockets = { f: [connect('f'), connect('f')], b: [connect('b')], p: [connect('p'), connect('p')], e: [connect('e')] };
+
+    await publish('pro');
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    expect([...users.findTiers.mock.calls[0]![0]].sort()).toEqual(['b', 'e', 'f', 'p']);
+    expect(sockets.f.map((s) => s.sent.length)).toEqual([0, 0]);
+    expect(sockets.b[0]!.sent).toHaveLength(0);
+    const delivered = [...sockets.p, ...sockets.e].map((s) => s.sent[0]);
+    expect(delivered.every((bytes) => bytes === delivered[0])).toBe(true);
+
+    await publish('pro');
+    await publish('free');
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    expect(sockets.f[0]!.sent).toHaveLength(1);
+    expect(sockets.e[0]!.sent).toHaveLength(3);
+    expect(fanout.messagesDelivered).toBe(3 + 3 + 6);
+  });
+
+  it('keeps delivering to others when a socket fails, and drops the failing one', async () => {
+    const { registry, fanout, connect, publish } = setup({ a: 'free', b: 'free' });
+    await fanout.onModuleInit();
+    const broken = connect('a');
+    const healthy = connect('b');
+    broken.failing = true;
+    await publish('free');
+    expect(healthy.sent).toHaveLength(1);
+    expect(registry.connectionCount).toBe(1);
+    expect(broken.readyState).toBe(3);
+  });
+
+  it('honours a downgrade that arrives while the broadcast waits for the tier query', async () => {
+    const { users, bus, fanout, connect, publish } = setup({ cached: 'elite', fresh: 'pro' });
+    await fanout.onModuleInit();
+    const cachedSocket = connect('cached');
+    await publish('free'); // nothing to look up for regular signals
+    await fanout.tiersOfConnectedUsers(); // caches 'cached'
+    const freshSocket = connect('fresh');
+
+    let release!: () => void;
+    users.findTiers.mockImplementationOnce(async (ids) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return new Map([...ids].map((id) => [id, 'pro' as Tier]));
+    });
+    const delivery = publish('pro');
+    await vi.waitFor(() => expect(release).toBeDefined());
+    await bus.publishUserChange({ userId: 'cached', tier: 'basic' });
+    release();
+    await delivery;
+    expect(cachedSocket.sent).toHaveLength(1); // only the regular signal
+    expect(freshSocket.sent).toHaveLength(1);
+  });
+
+  it('cuts off a socket whose unsent bytes exceed the bound, with 4008', async () => {
+    const { registry, fanout, connect, publish } = setup({ a: 'free', b: 'free' });
+    await fanout.onModuleInit();
+    const slow = connect('a');
+    const fast = connect('b');
+    slow.bufferedAmount = 5000;
+    await publish('free');
+    await publish('free');
+    expect(slow.closedWith).toBe(4008);
+    expect(slow.sent).toHaveLength(1);
+    expect(fast.sent).toHaveLength(2);
+    expect(registry.connectionCount).toBe(1);
+    expect(fanout.slowConsumersCut).toBe(1);
+  });
+});

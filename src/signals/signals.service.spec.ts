@@ -1,0 +1,116 @@
+import { describe, expect, it } from 'vitest';
+import { InProcessBus } from '../bus/in-process.bus.js';
+import { AppError } from '../common/app-error.js';
+import type { Signal } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
+import { strictMock } from '../testing/strict-mock.js';
+import { syncSignalSchema } from './signal.dto.js';
+import type { SignalEvent } from './signal.types.js';
+import type { SignalsRepository, WriteOutcome } from './signals.repository.js';
+import { SignalsService } from './signals.service.js';
+import type { WriteRequest } from './sync-plan.js';
+
+const input = (externalId: string) =>
+  syncSignalSchema.parse({
+    external_id: externalId,
+    symbol: 'BTCUSDT',
+    market: 'crypto',
+    side: 'long',
+    entry: '100',
+    confidence: 50,
+    timeframe: '1h',
+    issued_at: '2026-11-21T10:00:00Z',
+  });
+
+let seq = 0n;
+const row = (request: WriteRequest): Signal =>
+  ({
+    id: `id-${request.input.external_id}`,
+    seq: ++seq,
+    providerId: request.providerId,
+    externalId: request.input.external_id,
+    symbol: 'BTCUSDT',
+    market: 'crypto',
+    side: 'long',
+    entry: new Prisma.Decimal('100'),
+    stopLoss: null,
+    takeProfits: [],
+    confidence: 50,
+    timeframe: '1h',
+    note: null,
+    minTier: 'free',
+    status: 'active',
+    version: 1,
+    issuedAt: new Date('2026-11-21T10:00:00Z'),
+    receivedAt: new Date(),
+    expiresAt: null,
+    updatedAt: new Date(),
+  }) as Signal;
+
+const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', row: row(r) }));
+
+function setup(writeBatch: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>) {
+  const repository = strictMock<SignalsRepository>({ writeBatch });
+  const bus = new InProcessBus();
+  const published: SignalEvent[] = [];
+  bus.onSignal((event) => published.push(event));
+  return { repository, published, service: new SignalsService(repository, bus) };
+}
+
+describe('SignalsService (group commit)', () => {
+  it('gathers the syncs that arrive during a transaction into the next one', async () => {
+    let release!: () => void;
+    const first = new Promise<void>((resolve) => (release = resolve));
+    const { repository, service } = setup(async (requests) => {
+      if (repository.writeBatch.mock.calls.length === 1) await first;
+      return created(requests);
+    });
+    const a = service.sync('p', input('a'));
+    const b = service.syncEach('p', [input('b'), input('c')]);
+    const d = service.sync('q', input('d'));
+    release();
+    await Promise.all([a, b, d]);
+    expect(repository.writeBatch.mock.calls.map(([requests]) => requests.map((r) => r.input.external_id))).toEqual([
+      ['a'],
+      ['b', 'c', 'd'],
+    ]);
+  });
+
+  it('publishes every stored signal in seq order before answering, and skips unchanged ones', async () => {
+    const { service, published } = setup(async (requests) =>
+      requests.map((r, i) => (i === 1 ? { result: 'unchanged' as const, row: row(r) } : { result: 'created' as const, row: row(r) })),
+    );
+    const results = await service.syncEach('p', [input('x'), input('y'), input('z')]);
+    expect(results.map((r) => r.status === 'fulfilled' && r.value.result)).toEqual(['created', 'unchanged', 'created']);
+    expect(published.map((e) => e.signal.external_id)).toEqual(['x', 'z']);
+    expect(published[0]!.seq).toBeLessThan(published[1]!.seq);
+  });
+
+  it('answers 503 and publishes nothing when the database is unavailable', async () => {
+    const { service, published } = setup(async () => {
+      throw Object.assign(new Error('connect ECONNREFUSED 127.0.0.1:5432'), { code: 'ECONNREFUSED' });
+    });
+    const error = await service.sync('p', input('a')).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(AppError);
+    expect((error as AppError).code).toBe('database_unavailable');
+    expect(published).toEqual([]);
+  });
+
+  it('retries a failed group item by item, so one bad signal fails alone', async () => {
+    const { repository, service, published } = setup(async (requests) => {
+      if (requests.some((r) => r.input.external_id === 'bad')) throw new Error('value too long for type');
+      return created(requests);
+    });
+    const results = await service.syncEach('p', [input('ok-1'), input('bad'), input('ok-2')]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
+    expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal_error' });
+    expect(published.map((e) => e.signal.external_id)).toEqual(['ok-1', 'ok-2']);
+    expect(repository.writeBatch).toHaveBeenCalledTimes(4);
+  });
+
+  it('keeps accepting syncs after the loop went idle', async () => {
+    const { service } = setup(async (requests) => created(requests));
+    await service.sync('p', input('first'));
+    await expect(service.sync('p', input('second'))).resolves.toMatchObject({ result: 'created' });
+  });
+});
