@@ -12,10 +12,19 @@ export interface UserChange {
 
 export type Unsubscribe = () => void;
 
+/** `in-process`: single instance; `up`/`down`: the shared bus (Redis) is reachable or not. */
+export type BusStatus = 'in-process' | 'up' | 'down';
+
 /**
  * Fan-out between instances. The instance that stores a signal publishes it once; every instance
  * (itself included) receives it through `onSignal` and delivers it to its own sockets.
- * Handlers run in publish order.
+ *
+ * Contract (checked against every implementation by `message-bus.contract.ts`):
+ * - the publishing instance's own handlers run synchronously inside `publish*`, before it returns,
+ *   and never again for the same message: local delivery does not depend on the shared bus;
+ * - other instances' handlers run in publish order per publisher;
+ * - delivery to other instances is at most once; a lost message is detected by its `seq` (the
+ *   fan-out refills gaps from the database) and `onRecover` tells when the bus came back.
  */
 export abstract class MessageBus {
   abstract publishSignal(event: SignalEvent): Promise<void>;
@@ -23,4 +32,40 @@ export abstract class MessageBus {
   /** Tier changes, role changes and key revocations, so that every instance applies them at once. */
   abstract publishUserChange(change: UserChange): Promise<void>;
   abstract onUserChange(handler: (change: UserChange) => void): Unsubscribe;
+  /** Called after the shared bus recovers from an outage (messages may have been missed). */
+  abstract onRecover(handler: () => void): Unsubscribe;
+  abstract status(): BusStatus;
+}
+
+/** One instance's live numbers, as `/ws/stats` shows them. */
+export interface InstanceSnapshot {
+  instance_id: string;
+  total_connections: number;
+  active_users: number;
+  signals_broadcast: number;
+  messages_delivered: number;
+  slow_consumers_disconnected: number;
+  delivered_seq: number;
+  started_at: string;
+  reported_at: string;
+}
+
+/**
+ * What the instances of a cluster know of each other: who is alive, their numbers, and the
+ * sockets each user holds across all of them. An instance that stops reporting drops out after
+ * a bounded time (`CLUSTER_INSTANCE_TTL_MS`).
+ */
+export abstract class ClusterState {
+  abstract readonly instanceId: string;
+  /** This instance opened / closed a socket for the user. */
+  abstract socketOpened(userId: string): void;
+  abstract socketClosed(userId: string): void;
+  /** Sockets the user holds on every live instance, this one included. */
+  abstract userSockets(userId: string): Promise<number>;
+  /** Users with at least one socket on any live instance. */
+  abstract connectedUsers(): Promise<Set<string>>;
+  /** Publishes this instance's numbers (called periodically and on demand). */
+  abstract report(snapshot: InstanceSnapshot): Promise<void>;
+  /** The latest numbers of every live instance. */
+  abstract instances(): Promise<InstanceSnapshot[]>;
 }

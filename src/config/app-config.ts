@@ -1,12 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 import { parseEnv } from 'node:util';
 import { Injectable } from '@nestjs/common';
 import { ConfigService } from '@nestjs/config';
 import { envSchema, type Env } from './config.schema.js';
 
 /** The validated configuration; `JWT_SECRET` is always set (generated in development). */
-export type AppEnv = Env & { JWT_SECRET: string; JWT_SECRET_GENERATED: boolean };
+export type AppEnv = Env & { JWT_SECRET: string; JWT_SECRET_GENERATED: boolean; INSTANCE_ID: string };
 
 export class ConfigError extends Error {}
 
@@ -34,6 +35,7 @@ export function loadEnv(overrides: Record<string, string | undefined> = {}): App
     ...env,
     JWT_SECRET: env.JWT_SECRET ?? randomBytes(48).toString('base64url'),
     JWT_SECRET_GENERATED: env.JWT_SECRET === undefined,
+    INSTANCE_ID: env.INSTANCE_ID ?? `${hostname().replace(/[^A-Za-z0-9._-]/g, '')}-${process.pid}-${randomBytes(3).toString('hex')}`,
   };
 }
 

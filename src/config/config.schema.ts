@@ -28,6 +28,24 @@ export const envSchema = z.object({
   DB_MIGRATE_ON_START: bool.default(false),
   SEED_DEMO: z.enum(['auto', 'true', 'false']).default('auto'),
 
+  /** Unset: one instance, in-process fan-out. Set: instances share fan-out and state through Redis. */
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must be a redis:// or rediss:// URL')
+    .optional(),
+  /** Prefix of every Redis key and channel; instances of one cluster share it. */
+  REDIS_KEY_PREFIX: z.string().min(1).default('signalcast:'),
+  /** This instance's name in the cluster (default: host, pid and a random suffix). */
+  INSTANCE_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 characters of A-Z a-z 0-9 . _ -')
+    .optional(),
+  CLUSTER_REPORT_INTERVAL_MS: int(100).default(2_000),
+  /** An instance that has not reported for this long drops out of the cluster's numbers. */
+  CLUSTER_INSTANCE_TTL_MS: int(500).default(10_000),
+  /** How often an instance compares the stored seq with what it delivered, to fill missed signals. */
+  BUS_CATCHUP_INTERVAL_MS: int(100).default(5_000),
+
   JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
   JWT_ISSUER: z.string().default('signalcast'),
   JWT_AUDIENCE: z.string().default('signalcast-clients'),

@@ -3,6 +3,7 @@ import type { WebSocket } from 'ws';
 import type { Principal } from '../auth/principal.js';
 import { TierCache } from '../auth/tier-cache.service.js';
 import type { UsersRepository } from '../auth/users.repository.js';
+import { InProcessClusterState } from '../bus/in-process-cluster.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -35,7 +36,13 @@ class FakeSocket {
   }
 }
 
-const CONFIG: Record<string, number> = { TIER_CACHE_MAX: 1000, TIER_CACHE_TTL_MS: 60_000, WS_MAX_BUFFERED_BYTES: 1000, WS_REPLAY_MAX: 100 };
+const CONFIG: Record<string, number> = {
+  TIER_CACHE_MAX: 1000,
+  TIER_CACHE_TTL_MS: 60_000,
+  WS_MAX_BUFFERED_BYTES: 1000,
+  WS_REPLAY_MAX: 100,
+  BUS_CATCHUP_INTERVAL_MS: 60_000,
+};
 
 function setup(tiers: Record<string, Tier>) {
   const users = strictMock<UsersRepository>({
@@ -43,9 +50,13 @@ function setup(tiers: Record<string, Tier>) {
   });
   const config = strictMock<AppConfig>({ get: ((key: string) => CONFIG[key]) as AppConfig['get'] });
   const bus = new InProcessBus();
-  const registry = new ConnectionRegistry();
+  const registry = new ConnectionRegistry(new InProcessClusterState('test'));
   const tierCache = new TierCache(users, bus, config);
-  const signals = strictMock<SignalsService>({ latestStoredSeq: async () => 0 });
+  const stored: SignalEvent[] = [];
+  const signals = strictMock<SignalsService>({
+    latestStoredSeq: async () => stored.at(-1)?.seq ?? 0,
+    revisionsBetween: async (after: number, before: number) => stored.filter((e) => e.seq > after && e.seq < before),
+  });
   const fanout = new FanoutService(bus, registry, tierCache, signals, config);
   const connect = (userId: string) => {
     const socket = new FakeSocket();
@@ -54,12 +65,16 @@ function setup(tiers: Record<string, Tier>) {
     return socket;
   };
   let seq = 0;
+  const event = (minTier: Tier): SignalEvent => {
+    const next = { type: 'signal', seq: ++seq, minTier, signal: { seq, symbol: 'X', premium: minTier !== 'free' } } as unknown as SignalEvent;
+    stored.push(next);
+    return next;
+  };
   const publish = async (minTier: Tier) => {
-    const event = { type: 'signal', seq: ++seq, minTier, signal: { seq, symbol: 'X', premium: minTier !== 'free' } } as unknown as SignalEvent;
-    await bus.publishSignal(event);
+    await bus.publishSignal(event(minTier));
     await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(seq));
   };
-  return { users, bus, registry, fanout, connect, publish };
+  return { users, bus, registry, fanout, connect, publish, event };
 }
 
 describe('FanoutService', () => {
@@ -116,6 +131,33 @@ describe('FanoutService', () => {
     await delivery;
     expect(cachedSocket.sent).toHaveLength(1); // only the regular signal
     expect(freshSocket.sent).toHaveLength(1);
+  });
+
+  it('refills a gap in seq from the database, in order, and drops duplicates', async () => {
+    const { bus, fanout, connect, event } = setup({ a: 'elite' });
+    await fanout.onModuleInit();
+    const socket = connect('a');
+    const [first, lost1, lost2, next] = [event('free'), event('pro'), event('free'), event('pro')];
+    await bus.publishSignal(first!);
+    await bus.publishSignal(next!); // the two before it never came through the bus
+    await bus.publishSignal(lost1!); // a late duplicate
+    await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(4));
+    await fanout.catchUp();
+    const seqs = socket.sent.map((bytes) => JSON.parse(bytes.toString()).seq);
+    expect(seqs).toEqual([1, 2, 3, 4]);
+    expect(fanout.gapsRefilled).toBe(2);
+    void lost2;
+  });
+
+  it('catches up on signals stored but never published', async () => {
+    const { fanout, connect, event } = setup({ a: 'free' });
+    await fanout.onModuleInit();
+    const socket = connect('a');
+    event('free');
+    event('free');
+    await fanout.catchUp();
+    expect(socket.sent).toHaveLength(2);
+    expect(fanout.deliveredSeq).toBe(2);
   });
 
   it('cuts off a socket whose unsent bytes exceed the bound, with 4008', async () => {

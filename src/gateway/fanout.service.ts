@@ -12,10 +12,19 @@ import { ConnectionRegistry } from './connection-registry.js';
 import type { Connection } from './connection.js';
 import { encode } from './ws-messages.js';
 
+/** Gap refills read the database in pages of this many versions. */
+const GAP_PAGE = 500;
+const GAP_RETRIES = 3;
+
 /**
  * Delivers bus events to this instance's sockets: each message is serialized once and the same
- * bytes go to every eligible socket. Events are delivered strictly in the order received; a tier
- * lookup (one query for all uncached users) only delays the events behind it.
+ * bytes go to every eligible socket. Events are delivered strictly in seq order, one after the
+ * other; a tier lookup (one query for all uncached users) only delays the events behind it.
+ *
+ * seq is gapless, so a missed bus message shows as a jump: the missing versions are read from the
+ * database and delivered first. A duplicate (seq already delivered) is dropped. The same refill
+ * runs when the bus recovers and every `BUS_CATCHUP_INTERVAL_MS`, for messages lost with nothing
+ * after them.
  */
 @Injectable()
 export class FanoutService implements OnModuleInit, OnModuleDestroy {
@@ -30,6 +39,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   signalsBroadcast = 0;
   messagesDelivered = 0;
   slowConsumersCut = 0;
+  /** Signals delivered from the database because their bus message was missed. */
+  gapsRefilled = 0;
+  private catchUpTimer?: NodeJS.Timeout;
+  private readonly catchUpIntervalMs: number;
 
   constructor(
     private readonly bus: MessageBus,
@@ -40,25 +53,71 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   ) {
     this.maxBufferedBytes = config.get('WS_MAX_BUFFERED_BYTES');
     this.maxBacklog = config.get('WS_REPLAY_MAX');
+    this.catchUpIntervalMs = config.get('BUS_CATCHUP_INTERVAL_MS');
   }
 
   async onModuleInit(): Promise<void> {
     this.deliveredSeq = await this.signals.latestStoredSeq();
-    this.unsubscribe = this.bus.onSignal((event) => {
-      this.chain = this.chain.then(() => this.deliver(event)).catch((error: Error) => {
-        this.logger.error(`Delivering seq ${event.seq} failed: ${error.message}`);
-      });
-    });
+    const unsubscribes = [
+      this.bus.onSignal((event) => this.enqueue(() => this.deliver(event))),
+      this.bus.onRecover(() => this.catchUp()),
+    ];
+    this.catchUpTimer = setInterval(() => this.catchUp(), this.catchUpIntervalMs);
+    this.catchUpTimer.unref();
+    this.unsubscribe = () => unsubscribes.forEach((unsubscribe) => unsubscribe());
   }
 
   onModuleDestroy(): void {
     this.unsubscribe?.();
+    clearInterval(this.catchUpTimer);
+  }
+
+  /** Delivers whatever is stored but not yet delivered here. */
+  catchUp(): Promise<void> {
+    return this.enqueue(async () => {
+      const latest = await this.signals.latestStoredSeq();
+      if (latest > this.deliveredSeq) await this.refill(latest + 1);
+    });
+  }
+
+  private enqueue(task: () => Promise<void>): Promise<void> {
+    this.chain = this.chain.then(task).catch((error: Error) => this.logger.error(`Delivery failed: ${error.message}`));
+    return this.chain;
   }
 
   private async deliver(event: SignalEvent): Promise<void> {
+    if (event.seq <= this.deliveredSeq) return;
+    if (event.seq > this.deliveredSeq + 1) await this.refill(event.seq);
+    await this.deliverOne(event);
+  }
+
+  private async deliverOne(event: SignalEvent): Promise<void> {
     await this.deliverToSockets(event);
     this.signalsBroadcast++;
-    if (event.seq > this.deliveredSeq) this.deliveredSeq = event.seq;
+    this.deliveredSeq = event.seq;
+  }
+
+  /** Delivers the stored versions between what was delivered and `untilSeq` (exclusive). */
+  private async refill(untilSeq: number): Promise<void> {
+    while (this.deliveredSeq + 1 < untilSeq) {
+      let events: SignalEvent[] | undefined;
+      for (let attempt = 1; !events; attempt++) {
+        try {
+          events = await this.signals.revisionsBetween(this.deliveredSeq, untilSeq, GAP_PAGE);
+        } catch (error) {
+          if (attempt >= GAP_RETRIES) {
+            this.logger.error(
+              `Cannot refill seq ${this.deliveredSeq + 1}..${untilSeq - 1} from the database: ${(error as Error).message}`,
+            );
+            return;
+          }
+          await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
+        }
+      }
+      if (events.length === 0) return;
+      for (const event of events) await this.deliverOne(event);
+      this.gapsRefilled += events.length;
+    }
   }
 
   private async deliverToSockets(event: SignalEvent): Promise<void> {

@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
 import { AuthModule } from '../auth/auth.module.js';
 import { SignalsModule } from '../signals/signals.module.js';
+import { ClusterReporter } from './cluster-reporter.service.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
@@ -11,6 +12,6 @@ import { UpgradeAuthenticator } from './upgrade-authenticator.js';
 @Module({
   imports: [AuthModule, SignalsModule],
   controllers: [StatsController],
-  providers: [ConnectionRegistry, FanoutService, ReplayService, SignalsGateway, UpgradeAuthenticator],
+  providers: [ClusterReporter, ConnectionRegistry, FanoutService, ReplayService, SignalsGateway, UpgradeAuthenticator],
 })
 export class GatewayModule {}

@@ -5,6 +5,7 @@ import type { WebSocket } from 'ws';
 import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
 import { TierCache } from '../auth/tier-cache.service.js';
+import { ClusterState } from '../bus/bus.types.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import { AppConfig } from '../config/app-config.js';
 import { filterToWire } from '../signals/signal-filter.js';
@@ -34,6 +35,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     private readonly fanout: FanoutService,
     private readonly auth: AuthService,
     private readonly replay: ReplayService,
+    private readonly cluster: ClusterState,
     private readonly config: AppConfig,
   ) {}
 
@@ -83,7 +85,10 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (socket.readyState !== socket.OPEN) return;
     // The upgrade checked the global cap too; this catches sockets that raced through it.
     if (this.registry.connectionCount >= this.config.get('WS_MAX_CONNECTIONS')) return connection.close('TRY_AGAIN_LATER');
-    if (this.registry.countForUser(principal.userId) >= this.config.get('WS_MAX_SOCKETS_PER_USER')) {
+    const userSockets = await this.cluster.userSockets(principal.userId).catch(() => this.registry.countForUser(principal.userId));
+    if (socket.readyState !== socket.OPEN) return;
+    // Counted across the cluster: the cap holds whichever instances the user's sockets land on.
+    if (Math.max(userSockets, this.registry.countForUser(principal.userId)) >= this.config.get('WS_MAX_SOCKETS_PER_USER')) {
       return connection.close('TOO_MANY_CONNECTIONS');
     }
     // Registration and welcome happen together: every signal with a seq above `latest_seq`

@@ -3,7 +3,7 @@ import { DatabaseService } from '../database/database.service.js';
 import { Prisma, type Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalFilter } from './signal-filter.js';
-import type { SignalView, SyncResult } from './signal.types.js';
+import type { SignalEvent, SignalView, SyncResult } from './signal.types.js';
 import { planWrites, signalKey, type WriteRequest } from './sync-plan.js';
 
 export interface WriteOutcome {
@@ -124,6 +124,7 @@ export class SignalsRepository {
           version: row.version,
           seq: step.seq,
           contentHash: step.hash,
+          minTier: row.minTier,
           payload: toSignalView(row) as unknown as Prisma.InputJsonValue,
           receivedAt: now,
         });
@@ -145,6 +146,25 @@ export class SignalsRepository {
   /** How many signals `list` would return, counting no further than `cap`. */
   count(query: SignalQuery, cap: number): Promise<number> {
     return this.database.prisma.signal.count({ where: whereOf(query), take: cap });
+  }
+
+  /**
+   * Every version stored with a seq in (afterSeq, beforeSeq), as it was broadcast, oldest first:
+   * what an instance that missed bus messages delivers to close the gap.
+   */
+  async revisionsBetween(afterSeq: number, beforeSeq: number, limit: number): Promise<SignalEvent[]> {
+    const rows = await this.database.prisma.signalRevision.findMany({
+      where: { seq: { gt: BigInt(afterSeq), lt: BigInt(beforeSeq) } },
+      orderBy: { seq: 'asc' },
+      take: limit,
+      select: { seq: true, version: true, minTier: true, payload: true },
+    });
+    return rows.map((row) => ({
+      type: row.version > 1 ? 'signal_update' : 'signal',
+      seq: Number(row.seq),
+      minTier: row.minTier,
+      signal: row.payload as unknown as SignalView,
+    }));
   }
 
   async latestSeq(): Promise<number> {

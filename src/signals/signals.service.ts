@@ -43,6 +43,11 @@ export class SignalsService implements BeforeApplicationShutdown {
     return this.repository.latestSeq();
   }
 
+  /** Stored versions with a seq strictly between the two, as broadcast: see `revisionsBetween`. */
+  revisionsBetween(afterSeq: number, beforeSeq: number, limit: number): Promise<SignalEvent[]> {
+    return this.repository.revisionsBetween(afterSeq, beforeSeq, limit);
+  }
+
   /** Upserts signals of one provider, in order; each item settles on its own. */
   syncEach(providerId: string, inputs: SyncSignalInput[]): Promise<PromiseSettledResult<SyncOutcome>[]> {
     const results = inputs.map(

@@ -67,6 +67,7 @@ CREATE TABLE "signal_revisions" (
     "version" INTEGER NOT NULL,
     "seq" BIGINT NOT NULL,
     "content_hash" TEXT NOT NULL,
+    "min_tier" "Tier" NOT NULL,
     "payload" JSONB NOT NULL,
     "received_at" TIMESTAMPTZ(3) NOT NULL,
 

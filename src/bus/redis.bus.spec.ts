@@ -1,0 +1,103 @@
+import { randomBytes } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Redis } from 'ioredis';
+import { afterEach, describe, expect, it, vi } from 'vitest';
+import type { SignalEvent } from '../signals/signal.types.js';
+import { describeBusContract, snapshot } from './bus.contract.js';
+import { RedisClients } from './redis-clients.js';
+import { RedisClusterState } from './redis-cluster.js';
+import { RedisBus } from './redis.bus.js';
+
+/** Real Redis (127.0.0.1:6379, or TEST_REDIS_URL); each test gets its own key prefix. */
+const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
+
+async function redisInstance(prefix: string, ttlMs = 10_000) {
+  const instanceId = `i-${randomBytes(3).toString('hex')}`;
+  const clients = new RedisClients(REDIS_URL, instanceId);
+  const bus = new RedisBus(clients, prefix, instanceId);
+  await bus.connect();
+  const cluster = new RedisClusterState(clients, prefix, instanceId, ttlMs);
+  return { bus, cluster, clients, instanceId, close: () => clients.close() };
+}
+
+describeBusContract('redis', () => redisInstance(`sc-test-${randomBytes(4).toString('hex')}:`));
+
+describe('redis: between instances', () => {
+  const open: { close(): Promise<void> }[] = [];
+  afterEach(async () => {
+    await Promise.all(open.splice(0).map((i) => i.close()));
+  });
+  const cluster = async (count: number, ttlMs?: number) => {
+    const prefix = `sc-test-${randomBytes(4).toString('hex')}:`;
+    const instances = await Promise.all(Array.from({ length: count }, () => redisInstance(prefix, ttlMs)));
+    open.push(...instances);
+    return instances;
+  };
+  const event = (seq: number) => ({ type: 'signal', seq, minTier: 'free', signal: { seq } }) as unknown as SignalEvent;
+
+  it('delivers to every other instance in publish order, and never echoes to the publisher', async () => {
+    const [a, b, c] = await cluster(3);
+    const seen = { a: [] as number[], b: [] as number[], c: [] as number[] };
+    a!.bus.onSignal((e) => seen.a.push(e.seq));
+    b!.bus.onSignal((e) => seen.b.push(e.seq));
+    c!.bus.onSignal((e) => seen.c.push(e.seq));
+    for (let seq = 1; seq <= 50; seq++) await a!.bus.publishSignal(event(seq));
+    const all = Array.from({ length: 50 }, (_, i) => i + 1);
+    await vi.waitFor(() => expect(seen.b).toEqual(all));
+    await vi.waitFor(() => expect(seen.c).toEqual(all));
+    await sleep(100);
+    expect(seen.a).toEqual(all);
+  });
+
+  it('orders a user change before a later signal from another instance', async () => {
+    const [a, b, c] = await cluster(3);
+    const log: string[] = [];
+    c!.bus.onUserChange((change) => log.push(`tier:${change.tier}`));
+    c!.bus.onSignal((e) => log.push(`seq:${e.seq}`));
+    await b!.bus.publishUserChange({ userId: 'u', tier: 'basic' });
+    await a!.bus.publishSignal(event(1));
+    await vi.waitFor(() => expect(log).toEqual(['tier:basic', 'seq:1']));
+  });
+
+  it("counts a user's sockets across instances and drops a dead instance after its TTL", async () => {
+    const [a, b] = await cluster(2, 600);
+    a!.cluster.socketOpened('u');
+    b!.cluster.socketOpened('u');
+    b!.cluster.socketOpened('v');
+    await Promise.all([a!.cluster.report(snapshot(a!.instanceId, 1)), b!.cluster.report(snapshot(b!.instanceId, 2))]);
+    await vi.waitFor(async () => expect(await a!.cluster.userSockets('u')).toBe(2));
+    expect([...(await a!.cluster.connectedUsers())].sort()).toEqual(['u', 'v']);
+    expect((await a!.cluster.instances()).map((i) => i.total_connections).sort()).toEqual([1, 2]);
+
+    await b!.close(); // b dies without a goodbye
+    await sleep(800);
+    await a!.cluster.report(snapshot(a!.instanceId, 1));
+    expect((await a!.cluster.instances()).map((i) => i.instance_id)).toEqual([a!.instanceId]);
+    expect(await a!.cluster.userSockets('u')).toBe(1);
+    expect([...(await a!.cluster.connectedUsers())]).toEqual(['u']);
+  });
+
+  it('reports down while its connection is killed, recovers by itself and says so', async () => {
+    const [a, b] = await cluster(2);
+    const recovered = vi.fn();
+    b!.bus.onRecover(recovered);
+    const seen: number[] = [];
+    b!.bus.onSignal((e) => seen.push(e.seq));
+    const admin = new Redis(REDIS_URL);
+    try {
+      await vi.waitFor(() => expect(b!.bus.status()).toBe('up'), { timeout: 5_000 });
+      recovered.mockClear();
+      const list = (await admin.client('LIST')) as string;
+      const sub = list.split('\n').find((line) => line.includes(`name=signalcast-sub-${b!.instanceId}`));
+      const id = /id=(\d+)/.exec(sub ?? '')?.[1];
+      expect(id).toBeDefined();
+      await admin.client('KILL', 'ID', id!);
+      await vi.waitFor(() => expect(recovered).toHaveBeenCalledTimes(1), { timeout: 5_000 });
+      expect(b!.bus.status()).toBe('up');
+      await a!.bus.publishSignal(event(9));
+      await vi.waitFor(() => expect(seen).toEqual([9]));
+    } finally {
+      admin.disconnect();
+    }
+  });
+});

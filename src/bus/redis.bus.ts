@@ -1,0 +1,96 @@
+import { Logger } from '@nestjs/common';
+import type { SignalEvent } from '../signals/signal.types.js';
+import { MessageBus, type BusStatus, type UserChange, type Unsubscribe } from './bus.types.js';
+import type { RedisClients } from './redis-clients.js';
+import { Subscribers } from './subscribers.js';
+
+type Envelope = { o: string; s: SignalEvent } | { o: string; u: UserChange };
+
+/**
+ * Redis pub/sub between instances. Everything goes through one channel, so every instance sees
+ * the messages in the order Redis received them (a tier change published before a signal is
+ * applied before it). Local handlers run first and directly, so this instance keeps serving its
+ * sockets while Redis is down; messages from Redis that this instance sent are ignored.
+ */
+export class RedisBus extends MessageBus {
+  private readonly logger = new Logger(RedisBus.name);
+  private readonly signals = new Subscribers<SignalEvent>();
+  private readonly users = new Subscribers<UserChange>();
+  private readonly recovered = new Subscribers<void>();
+  private readonly channel: string;
+  /** True until the first connection too, so the first `ready` triggers a catch-up. */
+  private wasDown = true;
+
+  constructor(
+    private readonly redis: RedisClients,
+    prefix: string,
+    private readonly instanceId: string,
+  ) {
+    super();
+    this.channel = `${prefix}bus`;
+    const { subscriber } = redis;
+    subscriber.on('message', (_channel: string, raw: string) => this.receive(raw));
+    subscriber.on('close', () => (this.wasDown = true));
+    subscriber.on('ready', () => {
+      if (!this.wasDown) return;
+      this.wasDown = false;
+      this.logger.log('Connected to Redis: catching up from the database');
+      this.recovered.emit(undefined, (error) => this.logger.error(`Recover handler failed: ${String(error)}`));
+    });
+  }
+
+  /** Subscribes; resolves once Redis confirmed (or rejects if it cannot be reached now). */
+  async connect(): Promise<void> {
+    await this.redis.subscriber.subscribe(this.channel);
+  }
+
+  async publishSignal(event: SignalEvent): Promise<void> {
+    this.signals.emit(event, this.logHandlerError);
+    await this.send({ o: this.instanceId, s: event });
+  }
+
+  onSignal(handler: (event: SignalEvent) => void): Unsubscribe {
+    return this.signals.add(handler);
+  }
+
+  async publishUserChange(change: UserChange): Promise<void> {
+    this.users.emit(change, this.logHandlerError);
+    await this.send({ o: this.instanceId, u: change });
+  }
+
+  onUserChange(handler: (change: UserChange) => void): Unsubscribe {
+    return this.users.add(handler);
+  }
+
+  onRecover(handler: () => void): Unsubscribe {
+    return this.recovered.add(handler);
+  }
+
+  status(): BusStatus {
+    return this.redis.up ? 'up' : 'down';
+  }
+
+  private async send(envelope: Envelope): Promise<void> {
+    try {
+      await this.redis.command.publish(this.channel, JSON.stringify(envelope));
+    } catch (error) {
+      // At most once: other instances find the gap by seq and refill it from the database.
+      this.logger.warn(`Publish to Redis failed: ${(error as Error).message}`);
+    }
+  }
+
+  private receive(raw: string): void {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(raw) as Envelope;
+    } catch {
+      this.logger.warn('Ignoring a malformed bus message');
+      return;
+    }
+    if (envelope.o === this.instanceId) return;
+    if ('s' in envelope) this.signals.emit(envelope.s, this.logHandlerError);
+    else if ('u' in envelope) this.users.emit(envelope.u, this.logHandlerError);
+  }
+
+  private readonly logHandlerError = (error: unknown) => this.logger.error(`Bus handler failed: ${String(error)}`);
+}

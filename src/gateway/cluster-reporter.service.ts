@@ -1,0 +1,46 @@
+import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { ClusterState, type InstanceSnapshot } from '../bus/bus.types.js';
+import { AppConfig } from '../config/app-config.js';
+import { ConnectionRegistry } from './connection-registry.js';
+import { FanoutService } from './fanout.service.js';
+
+/** Publishes this instance's numbers to the cluster state at a fixed interval. */
+@Injectable()
+export class ClusterReporter implements OnModuleInit, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    private readonly cluster: ClusterState,
+    private readonly registry: ConnectionRegistry,
+    private readonly fanout: FanoutService,
+    private readonly config: AppConfig,
+  ) {}
+
+  onModuleInit(): void {
+    void this.report();
+    this.timer = setInterval(() => void this.report(), this.config.get('CLUSTER_REPORT_INTERVAL_MS'));
+    this.timer.unref();
+  }
+
+  onModuleDestroy(): void {
+    clearInterval(this.timer);
+  }
+
+  snapshot(): InstanceSnapshot {
+    return {
+      instance_id: this.cluster.instanceId,
+      total_connections: this.registry.connectionCount,
+      active_users: this.registry.userCount,
+      signals_broadcast: this.fanout.signalsBroadcast,
+      messages_delivered: this.fanout.messagesDelivered,
+      slow_consumers_disconnected: this.fanout.slowConsumersCut,
+      delivered_seq: this.fanout.deliveredSeq,
+      started_at: new Date(this.fanout.startedAt).toISOString(),
+      reported_at: new Date().toISOString(),
+    };
+  }
+
+  report(): Promise<void> {
+    return this.cluster.report(this.snapshot());
+  }
+}
