@@ -1,6 +1,7 @@
 import { writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
+import { AppError } from '../common/app-error.js';
 import { AppConfig } from '../config/app-config.js';
 import type { Role, Tier } from '../generated/prisma/enums.js';
 import { UsersRepository } from './users.repository.js';
@@ -43,8 +44,13 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
     const email = this.config.get('ADMIN_EMAIL')?.toLowerCase();
     const password = this.config.get('ADMIN_PASSWORD');
     if (!email || !password || (await this.usersRepository.findByEmail(email))) return;
-    await this.users.create({ email, password, role: 'admin', tier: 'elite' });
-    this.logger.log(`Created the admin account ${email} from ADMIN_EMAIL`);
+    try {
+      await this.users.create({ email, password, role: 'admin', tier: 'elite' });
+      this.logger.log(`Created the admin account ${email} from ADMIN_EMAIL`);
+    } catch (error) {
+      // Several instances starting together: another one created it first.
+      if (!(error instanceof AppError && error.code === 'conflict')) throw error;
+    }
   }
 
   private async seedDemo(): Promise<void> {

@@ -86,6 +86,7 @@ export function snapshot(instanceId: string, connections: number): InstanceSnaps
     signals_broadcast: 0,
     messages_delivered: 0,
     slow_consumers_disconnected: 0,
+    gaps_refilled: 0,
     delivered_seq: 0,
     started_at: new Date().toISOString(),
     reported_at: new Date().toISOString(),

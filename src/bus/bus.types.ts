@@ -45,6 +45,8 @@ export interface InstanceSnapshot {
   signals_broadcast: number;
   messages_delivered: number;
   slow_consumers_disconnected: number;
+  /** Signals this instance delivered from the database because their bus message was missed. */
+  gaps_refilled: number;
   delivered_seq: number;
   started_at: string;
   reported_at: string;
@@ -68,4 +70,6 @@ export abstract class ClusterState {
   abstract report(snapshot: InstanceSnapshot): Promise<void>;
   /** The latest numbers of every live instance. */
   abstract instances(): Promise<InstanceSnapshot[]>;
+  /** Graceful shutdown: drop out of the cluster now instead of after the TTL. */
+  abstract leave(): Promise<void>;
 }

@@ -34,4 +34,8 @@ export class InProcessClusterState extends ClusterState {
   async instances(): Promise<InstanceSnapshot[]> {
     return this.latest ? [this.latest] : [];
   }
+
+  async leave(): Promise<void> {
+    this.latest = undefined;
+  }
 }

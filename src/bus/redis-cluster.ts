@@ -95,11 +95,24 @@ export class RedisClusterState extends ClusterState {
       if (keys.length === 0) return mine;
       const values = await this.redis.command.mget(keys);
       const others = values.flatMap((value) => (value ? [JSON.parse(value) as InstanceSnapshot] : []));
+      // Socket counts come from the live hashes, not the periodic snapshot, so they add up now.
+      const pipeline = this.redis.command.pipeline();
+      for (const other of others) pipeline.hvals(`${this.prefix}sockets:${other.instance_id}`);
+      const counts = (await pipeline.exec()) ?? [];
+      others.forEach((other, i) => {
+        const perUser = ((counts[i]?.[1] as string[] | undefined) ?? []).map(Number).filter((n) => n > 0);
+        other.total_connections = perUser.reduce((sum, n) => sum + n, 0);
+        other.active_users = perUser.length;
+      });
       return [...mine, ...others].sort((a, b) => a.instance_id.localeCompare(b.instance_id));
     } catch (error) {
       this.logger.warn(`Cluster instances unavailable: ${(error as Error).message}`);
       return mine;
     }
+  }
+
+  async leave(): Promise<void> {
+    await this.redis.command.del(`${this.prefix}instance:${this.instanceId}`, this.socketsKey).catch(() => undefined);
   }
 
   private async liveInstanceIds(): Promise<string[]> {

@@ -1,4 +1,4 @@
-import { Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
+import { Injectable, type BeforeApplicationShutdown, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ClusterState, type InstanceSnapshot } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
 import { ConnectionRegistry } from './connection-registry.js';
@@ -6,7 +6,7 @@ import { FanoutService } from './fanout.service.js';
 
 /** Publishes this instance's numbers to the cluster state at a fixed interval. */
 @Injectable()
-export class ClusterReporter implements OnModuleInit, OnModuleDestroy {
+export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
 
   constructor(
@@ -26,6 +26,11 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy {
     clearInterval(this.timer);
   }
 
+  /** After the sockets are closed: leave the cluster's numbers at once. */
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.cluster.leave();
+  }
+
   snapshot(): InstanceSnapshot {
     return {
       instance_id: this.cluster.instanceId,
@@ -34,6 +39,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy {
       signals_broadcast: this.fanout.signalsBroadcast,
       messages_delivered: this.fanout.messagesDelivered,
       slow_consumers_disconnected: this.fanout.slowConsumersCut,
+      gaps_refilled: this.fanout.gapsRefilled,
       delivered_seq: this.fanout.deliveredSeq,
       started_at: new Date(this.fanout.startedAt).toISOString(),
       reported_at: new Date().toISOString(),
