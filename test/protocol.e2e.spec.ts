@@ -183,6 +183,24 @@ describe('subscriber protocol: requests, filters, resume', () => {
     await resumed.close();
   });
 
+  it('takes a filter on the connection URL, applied to the replay and to live signals', async () => {
+    const { user, socket } = await connect('pro');
+    const since = socket.messages[0].latest_seq;
+    await socket.close();
+    const wanted = await api.sync(provider.apiKey, signalBody({ symbol: 'AVAXUSDT', side: 'short' }));
+    await api.sync(provider.apiKey, signalBody({ symbol: 'AVAXUSDT', side: 'long' }));
+    await api.sync(provider.apiKey, signalBody({ symbol: 'DOTUSDT', side: 'short' }));
+    const resumed = await WsClient.connect(`${app.wsUrl}?symbols=avaxusdt&sides=short,sell`, { token: user.token, since });
+    expect(await resumed.next((m) => m.type === 'replay_complete')).toMatchObject({ count: 1 });
+    const live = await api.sync(provider.apiKey, signalBody({ symbol: 'AVAXUSDT', side: 'sell' }));
+    await api.sync(provider.apiKey, signalBody({ symbol: 'AVAXUSDT', side: 'buy' }));
+    await flush(api, provider.apiKey, [resumed], markerBody({ symbol: 'AVAXUSDT', side: 'short' }));
+    expect(resumed.seqs()).toEqual([wanted.body.seq, live.body.seq]);
+    const refused = await WsClient.open(`${app.wsUrl}?sides=up&token=${user.token}`).catch((error) => error);
+    expect(refused.status).toBe(400);
+    await resumed.close();
+  });
+
   it('refuses a malformed since at the upgrade', async () => {
     const user = await api.user('free');
     const refused = await WsClient.open(`${app.wsUrl}?since=abc&token=${user.token}`).catch((error) => error);

@@ -43,8 +43,10 @@ describe('Redis outage', () => {
     await expect.poll(() => health(apiB)).toMatchObject({ status: 'degraded', bus: 'down', database: 'up' });
     expect((await apiB.request('GET', '/health')).status).toBe(200);
 
+    // The last one goes through A: B can only get it from its recovery catch-up (its periodic
+    // catch-up is set to a minute, and nothing is synced after it).
     const synced: number[] = [];
-    for (let i = 0; i < 6; i++) {
+    for (let i = 0; i < 7; i++) {
       const via = i % 2 === 0 ? apiA : apiB;
       const response = await via.sync(provider.apiKey, signalBody({ premium: i % 3 === 0 }));
       expect(response.status).toBe(201);
@@ -56,6 +58,14 @@ describe('Redis outage', () => {
 
     proxy.restore();
     await expect.poll(() => health(apiB), { timeout: 10_000 }).toMatchObject({ status: 'ok', bus: 'up' });
+    await onB.next((m) => m.seq === synced.at(-1), 10_000);
+    await onA.next((m) => m.seq === synced.at(-2), 10_000);
+    // B's numbers reach A with B's next report (every 200 ms here).
+    const refilledOnB = async () => {
+      const stats = (await apiA.request('GET', '/ws/stats', { token: await apiA.admin() })).body;
+      return stats.instances.find((i: { instance_id: string }) => i.instance_id === 'inst-b')?.gaps_refilled ?? 0;
+    };
+    await expect.poll(refilledOnB).toBeGreaterThan(0);
     await flush(apiA, provider.apiKey, [onA, onB]);
     expect(onA.seqs()).toEqual(synced);
     expect(onB.seqs()).toEqual(synced);

@@ -15,7 +15,7 @@ import { UsersRepository } from './users.repository.js';
 export class AuthService implements OnModuleDestroy {
   /** Verified API keys by hash: a sync call costs no query while its key is cached. */
   private readonly keyCache: LRUCache<string, Principal>;
-  private readonly unsubscribe: Unsubscribe;
+  private readonly unsubscribes: Unsubscribe[];
 
   constructor(
     private readonly users: UsersRepository,
@@ -26,16 +26,20 @@ export class AuthService implements OnModuleDestroy {
   ) {
     this.keyCache = new LRUCache({ max: 10_000, ttl: config.get('API_KEY_CACHE_TTL_MS') });
     // Revocations and role changes drop the user's cached keys on every instance.
-    this.unsubscribe = bus.onUserChange(({ userId, credentialsChanged }) => {
-      if (!credentialsChanged) return;
-      for (const [hash, principal] of this.keyCache.entries()) {
-        if (principal.userId === userId) this.keyCache.delete(hash);
-      }
-    });
+    this.unsubscribes = [
+      bus.onUserChange(({ userId, credentialsChanged }) => {
+        if (!credentialsChanged) return;
+        for (const [hash, principal] of this.keyCache.entries()) {
+          if (principal.userId === userId) this.keyCache.delete(hash);
+        }
+      }),
+      // Revocations published while the bus was down were lost: verify every key again.
+      bus.onRecover(() => this.keyCache.clear()),
+    ];
   }
 
   onModuleDestroy(): void {
-    this.unsubscribe();
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
   }
 
   /** Wrong password and unknown email give the same error after the same work. */

@@ -16,7 +16,7 @@ export class TierCache implements OnModuleDestroy {
   /** When each user's tier last changed (a counter), so a load racing a change cannot undo it. */
   private readonly changedAt: LRUCache<string, number>;
   private changes = 0;
-  private readonly unsubscribe: Unsubscribe;
+  private readonly unsubscribes: Unsubscribe[];
 
   constructor(
     private readonly users: UsersRepository,
@@ -25,12 +25,20 @@ export class TierCache implements OnModuleDestroy {
   ) {
     this.cache = new LRUCache({ max: config.get('TIER_CACHE_MAX'), ttl: config.get('TIER_CACHE_TTL_MS') });
     this.changedAt = new LRUCache({ max: config.get('TIER_CACHE_MAX') });
-    this.unsubscribe = bus.onUserChange(({ userId, tier }) => {
-      if (tier === undefined) return;
-      this.changedAt.set(userId, ++this.changes);
-      if (tier) this.cache.set(userId, tier);
-      else this.cache.delete(userId);
-    });
+    this.unsubscribes = [
+      bus.onUserChange(({ userId, tier }) => {
+        if (tier === undefined) return;
+        this.changedAt.set(userId, ++this.changes);
+        if (tier) this.cache.set(userId, tier);
+        else this.cache.delete(userId);
+      }),
+      // Changes published while the bus was down were lost: start over from the database.
+      bus.onRecover(() => {
+        this.changes++;
+        for (const userId of this.cache.keys()) this.changedAt.set(userId, this.changes);
+        this.cache.clear();
+      }),
+    ];
   }
 
   /** The cached tier, without loading. */
@@ -76,6 +84,6 @@ export class TierCache implements OnModuleDestroy {
   }
 
   onModuleDestroy(): void {
-    this.unsubscribe();
+    for (const unsubscribe of this.unsubscribes) unsubscribe();
   }
 }

@@ -15,12 +15,15 @@ export class RedisClients {
     const options = {
       enableOfflineQueue: false,
       maxRetriesPerRequest: 1,
+      // A Redis that hangs (no reset, no answer) must not hang syncs, connects or stats.
+      commandTimeout: 1_000,
       retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 2_000),
     };
     this.command = new Redis(url, { ...options, connectionName: `signalcast-cmd-${instanceId}` });
     // The subscriber queues its SUBSCRIBE until connected; ioredis re-subscribes after reconnects.
     this.subscriber = new Redis(url, {
       ...options,
+      commandTimeout: undefined,
       enableOfflineQueue: true,
       maxRetriesPerRequest: null,
       connectionName: `signalcast-sub-${instanceId}`,

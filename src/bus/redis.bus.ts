@@ -46,13 +46,15 @@ export class RedisBus extends MessageBus {
 
   async publishSignal(event: SignalEvent): Promise<void> {
     this.signals.emit(event, this.logHandlerError);
-    await this.send({ o: this.instanceId, s: event });
+    // Not awaited: the write loop never waits on Redis (commands go out in call order anyway).
+    this.send({ o: this.instanceId, s: event });
   }
 
   onSignal(handler: (event: SignalEvent) => void): Unsubscribe {
     return this.signals.add(handler);
   }
 
+  /** Awaited (bounded by the command timeout): an admin change is sent before it is answered. */
   async publishUserChange(change: UserChange): Promise<void> {
     this.users.emit(change, this.logHandlerError);
     await this.send({ o: this.instanceId, u: change });
@@ -70,13 +72,15 @@ export class RedisBus extends MessageBus {
     return this.redis.up ? 'up' : 'down';
   }
 
-  private async send(envelope: Envelope): Promise<void> {
-    try {
-      await this.redis.command.publish(this.channel, JSON.stringify(envelope));
-    } catch (error) {
-      // At most once: other instances find the gap by seq and refill it from the database.
-      this.logger.warn(`Publish to Redis failed: ${(error as Error).message}`);
-    }
+  /**
+   * At most once. A lost signal is found by seq and refilled from the database; a lost user change
+   * is covered by every instance flushing its caches when its bus recovers.
+   */
+  private send(envelope: Envelope): Promise<void> {
+    return this.redis.command.publish(this.channel, JSON.stringify(envelope)).then(
+      () => undefined,
+      (error: Error) => this.logger.warn(`Publish to Redis failed: ${error.message}`),
+    );
   }
 
   private receive(raw: string): void {

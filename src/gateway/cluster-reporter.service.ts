@@ -8,6 +8,7 @@ import { FanoutService } from './fanout.service.js';
 @Injectable()
 export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
+  private left = false;
 
   constructor(
     private readonly cluster: ClusterState,
@@ -28,6 +29,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
 
   /** After the sockets are closed: leave the cluster's numbers at once. */
   async beforeApplicationShutdown(): Promise<void> {
+    this.left = true;
     await this.cluster.leave();
   }
 
@@ -47,6 +49,8 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
   }
 
   report(): Promise<void> {
+    // Once left, a late stats request must not put this instance back on the list.
+    if (this.left) return Promise.resolve();
     return this.cluster.report(this.snapshot());
   }
 }

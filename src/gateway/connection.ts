@@ -14,18 +14,29 @@ export type ConnectionPhase = 'live' | 'replaying' | 'idle';
 
 /** Gives a closing socket this long to say goodbye before it is destroyed. */
 const CLOSE_GRACE_MS = 5_000;
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+export interface Timer {
+  deadline: number;
+  timer?: NodeJS.Timeout;
+}
 
 /** One open socket and everything the server keeps about it. */
 export class Connection {
   phase: ConnectionPhase = 'live';
   filter?: SignalFilter;
   backlog: SignalEvent[] = [];
+  /**
+   * The highest seq handed to this socket (live or replayed). The fan-out never sends a seq at or
+   * below it, so the seam between a replay and live traffic cannot duplicate.
+   */
+  lastSeq = 0;
   /** Cleared at each heartbeat ping, set by the pong. */
   alive = true;
   /** Refused requests in a row. */
   strikes = 0;
   /** The token-expiry warning and close, replaced on each `auth` refresh. */
-  tokenTimers: NodeJS.Timeout[] = [];
+  tokenTimers: Timer[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
 
   constructor(
@@ -39,21 +50,30 @@ export class Connection {
     return this.principal.userId;
   }
 
-  /** Runs `fn` after `ms` unless the connection ends first. */
-  later(ms: number, fn: () => void): NodeJS.Timeout {
-    const timer = setTimeout(() => {
-      this.timers.delete(timer);
-      fn();
-    }, Math.max(0, ms));
-    timer.unref();
-    this.timers.add(timer);
-    return timer;
+  /**
+   * Runs `fn` after `ms` unless the connection ends first. Delays beyond what a Node timer holds
+   * (2^31-1 ms, about 24.8 days) are re-armed, not fired early.
+   */
+  later(ms: number, fn: () => void): Timer {
+    const handle: Timer = { deadline: Date.now() + Math.max(0, ms) };
+    const arm = () => {
+      const timer = setTimeout(() => {
+        this.timers.delete(timer);
+        if (Date.now() < handle.deadline) return arm();
+        fn();
+      }, Math.min(MAX_TIMER_MS, Math.max(0, handle.deadline - Date.now())));
+      timer.unref();
+      this.timers.add(timer);
+      handle.timer = timer;
+    };
+    arm();
+    return handle;
   }
 
-  cancel(timer: NodeJS.Timeout | undefined): void {
-    if (!timer) return;
-    clearTimeout(timer);
-    this.timers.delete(timer);
+  cancel(handle: Timer | undefined): void {
+    if (!handle?.timer) return;
+    clearTimeout(handle.timer);
+    this.timers.delete(handle.timer);
   }
 
   /** Closes with a documented code; a peer that does not complete the close is destroyed. */

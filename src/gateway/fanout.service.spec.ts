@@ -74,7 +74,7 @@ function setup(tiers: Record<string, Tier>) {
     await bus.publishSignal(event(minTier));
     await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(seq));
   };
-  return { users, bus, registry, fanout, connect, publish, event };
+  return { users, bus, registry, fanout, connect, publish, event, signals };
 }
 
 describe('FanoutService', () => {
@@ -147,6 +147,41 @@ describe('FanoutService', () => {
     expect(seqs).toEqual([1, 2, 3, 4]);
     expect(fanout.gapsRefilled).toBe(2);
     void lost2;
+  });
+
+  it('delivers to a socket that registered while the tier query ran', async () => {
+    const { users, registry, fanout, connect, publish } = setup({ early: 'pro', late: 'pro' });
+    await fanout.onModuleInit();
+    const early = connect('early');
+    let release!: () => void;
+    users.findTiers.mockImplementationOnce(async (ids) => {
+      await new Promise<void>((resolve) => (release = resolve));
+      return new Map([...ids].map((id) => [id, 'pro' as Tier]));
+    });
+    const delivery = publish('pro');
+    await vi.waitFor(() => expect(release).toBeDefined());
+    // As the gateway does: the tier is cached at connect, then the socket is registered.
+    await fanout['tiers'].getMany(['late']).catch(() => undefined);
+    const late = connect('late');
+    release();
+    await delivery;
+    expect(early.sent).toHaveLength(1);
+    expect(late.sent).toHaveLength(1);
+    expect(registry.connectionCount).toBe(2);
+  });
+
+  it('never skips a gap it cannot read yet: it is delivered in order once the database answers', async () => {
+    const { bus, fanout, connect, event, signals } = setup({ a: 'free' });
+    await fanout.onModuleInit();
+    const socket = connect('a');
+    const [first, , third] = [event('free'), event('free'), event('free')];
+    await bus.publishSignal(first!);
+    await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(1));
+    for (let i = 0; i < 3; i++) signals.revisionsBetween.mockRejectedValueOnce(new Error('connection refused'));
+    await bus.publishSignal(third!);
+    await vi.waitFor(() => expect(signals.revisionsBetween).toHaveBeenCalledTimes(3), { timeout: 3_000 });
+    await fanout.catchUp(); // queued behind the failed attempt; the database answers now
+    expect(socket.sent.map((bytes) => JSON.parse(bytes.toString()).seq)).toEqual([1, 2, 3]);
   });
 
   it('catches up on signals stored but never published', async () => {

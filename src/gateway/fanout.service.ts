@@ -87,7 +87,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
 
   private async deliver(event: SignalEvent): Promise<void> {
     if (event.seq <= this.deliveredSeq) return;
-    if (event.seq > this.deliveredSeq + 1) await this.refill(event.seq);
+    if (event.seq > this.deliveredSeq + 1 && !(await this.refill(event.seq))) {
+      // The gap could not be read: never skip it. The event is in the database too; the next
+      // event or the periodic catch-up delivers everything, in order, once it can be read.
+      return;
+    }
     await this.deliverOne(event);
   }
 
@@ -97,8 +101,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     this.deliveredSeq = event.seq;
   }
 
-  /** Delivers the stored versions between what was delivered and `untilSeq` (exclusive). */
-  private async refill(untilSeq: number): Promise<void> {
+  /**
+   * Delivers the stored versions between what was delivered and `untilSeq` (exclusive). False
+   * when the database could not be read.
+   */
+  private async refill(untilSeq: number): Promise<boolean> {
     while (this.deliveredSeq + 1 < untilSeq) {
       let events: SignalEvent[] | undefined;
       for (let attempt = 1; !events; attempt++) {
@@ -107,17 +114,18 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         } catch (error) {
           if (attempt >= GAP_RETRIES) {
             this.logger.error(
-              `Cannot refill seq ${this.deliveredSeq + 1}..${untilSeq - 1} from the database: ${(error as Error).message}`,
+              `Cannot refill seq ${this.deliveredSeq + 1}..${untilSeq - 1} yet: ${(error as Error).message}`,
             );
-            return;
+            return false;
           }
           await new Promise((resolve) => setTimeout(resolve, 200 * attempt));
         }
       }
-      if (events.length === 0) return;
+      if (events.length === 0) return true;
       for (const event of events) await this.deliverOne(event);
       this.gapsRefilled += events.length;
     }
+    return true;
   }
 
   private async deliverToSockets(event: SignalEvent): Promise<void> {
@@ -126,16 +134,13 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       for (const connection of this.registry.all()) this.offer(connection, event, bytes);
       return;
     }
-    let tiers: Map<string, Tier>;
-    try {
-      tiers = await this.tiersOfConnectedUsers();
-    } catch (error) {
-      // The database is unreachable: gate with what the cache holds rather than stall everyone.
-      this.logger.warn(`Tier lookup failed, delivering seq ${event.seq} by cached tiers: ${(error as Error).message}`);
-      tiers = this.tiers.cached(this.registry.userIds());
-    }
-    for (const [userId, tier] of tiers) {
-      if (!canSee(tier, event.minTier)) continue;
+    // If this throws (database down), the event stays undelivered and is retried by the catch-up.
+    const tiers = await this.tiersOfConnectedUsers();
+    // Walk the registry as it is now: a socket that registered during the lookup had its tier
+    // cached at connect, and its welcome promised it every seq above the one delivered before.
+    for (const userId of this.registry.userIds()) {
+      const tier = tiers.get(userId) ?? this.tiers.peek(userId);
+      if (!tier || !canSee(tier, event.minTier)) continue;
       for (const connection of this.registry.socketsOf(userId) ?? []) this.offer(connection, event, bytes);
     }
   }
@@ -146,6 +151,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   private offer(connection: Connection, event: SignalEvent, bytes: Buffer): void {
+    if (event.seq <= connection.lastSeq) return;
     switch (connection.phase) {
       case 'idle':
         return;
@@ -154,12 +160,15 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         else connection.backlog.push(event);
         return;
       case 'live':
+        connection.lastSeq = event.seq;
         if (matchesFilter(connection.filter, event.signal)) this.send(connection, bytes);
     }
   }
 
   /** For a backlog drained after a replay: the event was tier-checked when it was parked. */
   sendIfMatching(connection: Connection, event: SignalEvent): boolean {
+    if (event.seq <= connection.lastSeq) return false;
+    connection.lastSeq = event.seq;
     if (!matchesFilter(connection.filter, event.signal)) return false;
     this.send(connection, Buffer.from(encode(event.type, event.signal)));
     return true;

@@ -7,21 +7,30 @@ import type { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { encode, type RequestId } from './ws-messages.js';
 
+/** A replaying socket must drain below this share of its buffer bound before more is sent. */
+const DRAIN_BELOW = 0.5;
+const DRAIN_TIMEOUT_MS = 30_000;
+
 /**
  * Serves a resume: every signal after `since` that the user's current tier and the socket's
  * filter allow, from the database, in seq order, then the live signals that arrived meanwhile,
  * without a gap or a duplicate at the seam.
  *
  * While replaying, the fan-out parks live signals in the connection's backlog. Pages are read
- * until they reach the last seq the fan-out had delivered when the replay began (anything newer is
- * delivered later, so it lands in the backlog); the backlog is then sent, skipping what the pages already
- * covered, and the connection goes live, all in one synchronous step.
+ * until they reach the seq the fan-out had delivered when the replay began (anything newer is
+ * delivered later, so it lands in the backlog); the backlog is then sent, and the connection goes
+ * live in the same synchronous step that sees the backlog empty. The connection's `lastSeq`
+ * watermark drops whatever the pages and the backlog both hold.
+ *
+ * Sending is paced by the socket: before each page or backlog chunk the server waits for the
+ * socket to drain, so a long replay to a slow link is not cut off as a slow consumer.
  */
 @Injectable()
 export class ReplayService {
   private readonly logger = new Logger(ReplayService.name);
   private readonly maxReplay: number;
   private readonly pageSize: number;
+  private readonly drainBelow: number;
 
   constructor(
     private readonly signals: SignalsService,
@@ -31,15 +40,16 @@ export class ReplayService {
   ) {
     this.maxReplay = config.get('WS_REPLAY_MAX');
     this.pageSize = config.get('WS_REPLAY_PAGE_SIZE');
+    this.drainBelow = config.get('WS_MAX_BUFFERED_BYTES') * DRAIN_BELOW;
   }
 
   async resume(connection: Connection, since: number, id?: RequestId): Promise<void> {
     const withId = id === undefined ? {} : { id };
     connection.phase = 'replaying';
     connection.backlog = [];
+    connection.lastSeq = since;
     const target = this.fanout.deliveredSeq;
     const open = () => connection.socket.readyState === connection.socket.OPEN;
-    let cursor = since;
     let count = 0;
     try {
       const tier = await this.tiers.get(connection.userId);
@@ -53,28 +63,46 @@ export class ReplayService {
         );
         return;
       }
-      while (cursor < target && open()) {
-        const page = await this.signals.list(tier, { afterSeq: cursor, limit: this.pageSize, filter: connection.filter });
+      while (connection.lastSeq < target && open()) {
+        if (!(await this.drained(connection))) return;
+        const page = await this.signals.list(tier, {
+          afterSeq: connection.lastSeq,
+          limit: this.pageSize,
+          filter: connection.filter,
+        });
         for (const row of page) {
           const view = toSignalView(row);
           this.fanout.send(connection, Buffer.from(encode(row.version > 1 ? 'signal_update' : 'signal', view)));
-          cursor = view.seq;
+          connection.lastSeq = view.seq;
           count++;
         }
         if (page.length < this.pageSize) break;
+      }
+      while (connection.backlog.length > 0 && open() && connection.phase === 'replaying') {
+        if (!(await this.drained(connection))) return;
+        for (const event of connection.backlog.splice(0, this.pageSize)) {
+          if (this.fanout.sendIfMatching(connection, event)) count++;
+        }
       }
     } catch (error) {
       this.logger.warn(`Replay failed: ${(error as Error).message}`);
       return connection.close('INTERNAL_ERROR');
     }
     if (!open() || connection.phase !== 'replaying') return;
-    for (const event of connection.backlog) {
-      if (event.seq <= cursor) continue;
-      if (this.fanout.sendIfMatching(connection, event)) count++;
-      cursor = event.seq;
-    }
-    connection.backlog = [];
     connection.phase = 'live';
-    connection.socket.send(encode('replay_complete', { ...withId, last_seq: Math.max(cursor, since), count }));
+    connection.socket.send(encode('replay_complete', { ...withId, last_seq: connection.lastSeq, count }));
+  }
+
+  /** Waits until the socket has sent most of what it holds; false if it never does. */
+  private async drained(connection: Connection): Promise<boolean> {
+    const deadline = Date.now() + DRAIN_TIMEOUT_MS;
+    while (connection.socket.bufferedAmount > this.drainBelow) {
+      if (Date.now() > deadline || connection.socket.readyState !== connection.socket.OPEN) {
+        if (connection.socket.readyState === connection.socket.OPEN) connection.close('SLOW_CONSUMER');
+        return false;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    return true;
   }
 }

@@ -13,7 +13,7 @@ import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
-import { principalOf, sinceOf } from './upgrade-authenticator.js';
+import { filterOf, principalOf, sinceOf } from './upgrade-authenticator.js';
 import { WS_CLOSE } from './ws-close-codes.js';
 import { encode, parseClientFrame, type ClientRequest, type ServerMessageMap } from './ws-messages.js';
 
@@ -52,8 +52,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
       (connection) =>
         new Promise<void>((resolve) => {
           connection.socket.once('close', () => resolve());
-          this.notify(connection, 'reconnect', { reason: 'shutdown' });
-          connection.close('GOING_AWAY');
+          this.goAway(connection);
         }),
     );
     let timer: NodeJS.Timeout | undefined;
@@ -66,7 +65,10 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
     const bucket = TokenBucket.perSecond(this.config.get('WS_RATE_LIMIT_PER_SECOND'), this.config.get('WS_RATE_LIMIT_BURST'));
     const connection = new Connection(socket, principal, bucket);
+    connection.filter = filterOf(request);
     const since = sinceOf(request);
+    // Whatever happens before registration, a closed socket leaves no timers behind.
+    socket.once('close', () => connection.dispose());
     // Replaying from the start: nothing live reaches the socket before its replay is done.
     if (since !== undefined) connection.phase = 'replaying';
     socket.on('error', (error) => this.logger.debug(`Socket error: ${error.message}`));
@@ -83,10 +85,12 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     }
     if (!tier) return connection.close('UNAUTHORIZED');
     if (socket.readyState !== socket.OPEN) return;
+    if (!this.registry.accepting) return this.goAway(connection);
     // The upgrade checked the global cap too; this catches sockets that raced through it.
     if (this.registry.connectionCount >= this.config.get('WS_MAX_CONNECTIONS')) return connection.close('TRY_AGAIN_LATER');
     const userSockets = await this.cluster.userSockets(principal.userId).catch(() => this.registry.countForUser(principal.userId));
     if (socket.readyState !== socket.OPEN) return;
+    if (!this.registry.accepting) return this.goAway(connection);
     // Counted across the cluster: the cap holds whichever instances the user's sockets land on.
     if (Math.max(userSockets, this.registry.countForUser(principal.userId)) >= this.config.get('WS_MAX_SOCKETS_PER_USER')) {
       return connection.close('TOO_MANY_CONNECTIONS');
@@ -104,6 +108,11 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     this.scheduleTokenExpiry(connection);
     this.scheduleLifetime(connection);
     if (since !== undefined) await this.replay.resume(connection, since);
+  }
+
+  private goAway(connection: Connection): void {
+    this.notify(connection, 'reconnect', { reason: 'shutdown' });
+    connection.close('GOING_AWAY');
   }
 
   handleDisconnect(socket: WebSocket): void {

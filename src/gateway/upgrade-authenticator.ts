@@ -3,6 +3,7 @@ import { Injectable } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
 import { AppConfig } from '../config/app-config.js';
+import { signalFilterSchema, type SignalFilter } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
 export type UpgradeDecision =
@@ -12,7 +13,10 @@ export type UpgradeDecision =
 interface UpgradeContext {
   principal: Principal;
   since?: number;
+  filter?: SignalFilter;
 }
+
+const FILTER_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
 
 const contexts = new WeakMap<IncomingMessage, UpgradeContext>();
 
@@ -24,6 +28,27 @@ export function principalOf(request: IncomingMessage): Principal | undefined {
 /** The `?since=` a client asked to resume from, if any. */
 export function sinceOf(request: IncomingMessage): number | undefined {
   return contexts.get(request)?.since;
+}
+
+/** The subscription filter given on the URL, if any (applies from the first signal, replay included). */
+export function filterOf(request: IncomingMessage): SignalFilter | undefined {
+  return contexts.get(request)?.filter;
+}
+
+/** `?symbols=A,B&markets=..&providers=..&sides=..&min_confidence=N`, validated like `subscribe`. */
+function parseFilter(params: URLSearchParams): { filter?: SignalFilter; error?: string } {
+  const wire: Record<string, unknown> = {};
+  for (const name of FILTER_LISTS) {
+    const value = params.get(name);
+    if (value !== null) wire[name] = value.split(',').filter(Boolean);
+  }
+  const minConfidence = params.get('min_confidence');
+  if (minConfidence !== null) wire.min_confidence = Number(minConfidence);
+  if (Object.keys(wire).length === 0) return {};
+  const parsed = signalFilterSchema.safeParse(wire);
+  if (parsed.success) return { filter: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  return { error: `${issue.path.join('.')}: ${issue.message}` };
 }
 
 /**
@@ -60,12 +85,14 @@ export class UpgradeAuthenticator {
     if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
       return { ok: false, status: 400, message: 'since must be a non-negative integer seq' };
     }
+    const { filter, error } = parseFilter(url.searchParams);
+    if (error) return { ok: false, status: 400, message: `Invalid filter ${error}` };
     const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
     const token = bearer ?? (url.searchParams.get('token') || undefined);
     if (!token) return { ok: false, status: 401, message: 'Missing token (?token= or Authorization: Bearer)' };
     const principal = this.auth.authenticateToken(token);
     if (!principal) return { ok: false, status: 401, message: 'Invalid or expired token' };
-    contexts.set(request, { principal, since });
+    contexts.set(request, { principal, since, filter });
     return { ok: true, principal };
   }
 }

@@ -136,10 +136,9 @@ export class WsClient {
 
   /** Opens a socket without waiting for anything beyond the handshake. */
   static open(url: string, options: WsClientOptions = {}): Promise<WsClient> {
-    const query = new URLSearchParams();
-    if (options.token) query.set('token', options.token);
-    if (options.since !== undefined) query.set('since', String(options.since));
-    const target = query.size > 0 ? `${url}?${query}` : url;
+    const target = new URL(url);
+    if (options.token) target.searchParams.set('token', options.token);
+    if (options.since !== undefined) target.searchParams.set('since', String(options.since));
     const socket = new WebSocket(target, { headers: options.headers, autoPong: options.autoPong ?? true });
     const client = new WsClient(socket);
     return new Promise((resolve, reject) => {

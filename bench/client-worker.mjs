@@ -1,0 +1,91 @@
+// A load-client process: opens sockets to one target and records, per socket, the seq and the
+// arrival time (epoch ms, µs precision, same clock as the harness) of every signal it receives.
+// Driven by the harness over IPC: connect → (signals flow) → collect → exit.
+import { performance } from 'node:perf_hooks';
+import { io } from 'socket.io-client';
+import WebSocket from 'ws';
+
+const now = () => performance.timeOrigin + performance.now();
+const sockets = [];
+
+function record(entry, raw) {
+  // The same work for every target: parse, keep (seq, time) of signals.
+  const message = JSON.parse(raw);
+  if (message.type === 'signal' || message.type === 'signal_update' || message.type === undefined) {
+    entry.seqs.push(message.seq);
+    entry.times.push(now());
+  } else if (message.type === 'welcome') {
+    entry.welcomed = true;
+  }
+}
+
+function openWs(url, entry) {
+  return new Promise((resolve) => {
+    const socket = new WebSocket(url, { perMessageDeflate: false });
+    entry.close = () => socket.terminate();
+    socket.on('message', (data) => record(entry, data.toString()));
+    socket.on('open', () => resolve(true));
+    socket.on('error', (error) => {
+      entry.error = error.message;
+      resolve(false);
+    });
+    socket.on('unexpected-response', (_req, res) => {
+      entry.error = `HTTP ${res.statusCode}`;
+      resolve(false);
+    });
+    socket.on('close', (code) => (entry.closeCode = code));
+  });
+}
+
+function openSocketIo(url, entry) {
+  return new Promise((resolve) => {
+    const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
+    entry.close = () => socket.disconnect();
+    socket.on('signal', (raw) => record(entry, raw));
+    socket.on('connect', () => resolve(true));
+    socket.on('connect_error', (error) => {
+      entry.error = error.message;
+      resolve(false);
+    });
+  });
+}
+
+async function connect({ kind, url, clients, concurrency }) {
+  const started = now();
+  let failed = 0;
+  let next = 0;
+  const lane = async () => {
+    while (next < clients.length) {
+      const client = clients[next++];
+      const entry = { tier: client.tier, seqs: [], times: [], welcomed: false };
+      sockets.push(entry);
+      const target = kind === 'socketio' ? url : `${url}?token=${encodeURIComponent(client.token)}`;
+      const ok = await (kind === 'socketio' ? openSocketIo(target, entry) : openWs(target, entry));
+      if (!ok) failed++;
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, lane));
+  // signalcast sockets count once welcomed (registered for delivery).
+  if (kind === 'signalcast') {
+    const deadline = Date.now() + 30_000;
+    while (sockets.some((s) => !s.welcomed && !s.error) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+  }
+  return { opened: clients.length - failed, failed, ms: now() - started, errors: [...new Set(sockets.map((s) => s.error).filter(Boolean))].slice(0, 3) };
+}
+
+process.on('message', async (message) => {
+  if (message.cmd === 'connect') {
+    process.send({ cmd: 'connected', ...(await connect(message)) });
+  } else if (message.cmd === 'collect') {
+    process.send({ cmd: 'collected', sockets: sockets.map(({ tier, seqs, times, closeCode }) => ({ tier, seqs, times, closeCode })) });
+  } else if (message.cmd === 'reset') {
+    for (const socket of sockets) {
+      socket.seqs = [];
+      socket.times = [];
+    }
+    process.send({ cmd: 'reset-done' });
+  } else if (message.cmd === 'close') {
+    for (const socket of sockets) socket.close?.();
+    setTimeout(() => process.exit(0), 200);
+  }
+});

@@ -1,0 +1,477 @@
+#!/usr/bin/env node
+// The benchmark harness: signalcast's production build next to the ceiling (a bare `ws`
+// broadcaster) and the peer (Socket.IO), driven by the same client processes. See README
+// "Performance". Usage:
+//   npm run bench -- [--scenario latency|burst|ingest|scale|smoke] [--sockets 1000,5000]
+//                    [--targets signalcast,bare-ws,socketio] [--signals 20] [--rate 2] [--out file]
+// Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
+import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const root = path.resolve(here, '..');
+const now = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+// ---------------------------------------------------------------- options
+const args = Object.fromEntries(
+  process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith('--') ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
+);
+const SCENARIOS = {
+  smoke: { sockets: [20], signals: 6, rate: 10, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  latency: { sockets: [1000, 5000, 10000], signals: 20, rate: 2, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  burst: { sockets: [5000], signals: 100, rate: 0, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  ingest: { sockets: [1000], signals: 3000, rate: 0, concurrency: 64, targets: ['signalcast'] },
+  scale: { sockets: [19900], signals: 2, rate: 1, targets: ['signalcast', 'bare-ws', 'socketio'] },
+};
+const scenarioName = args.scenario ?? 'latency';
+const scenario = { ...SCENARIOS[scenarioName] };
+if (!SCENARIOS[scenarioName]) throw new Error(`unknown scenario ${scenarioName}`);
+if (args.sockets) scenario.sockets = args.sockets.split(',').map(Number);
+if (args.targets) scenario.targets = args.targets.split(',');
+if (args.signals) scenario.signals = Number(args.signals);
+if (args.rate) scenario.rate = Number(args.rate);
+if (args.concurrency) scenario.concurrency = Number(args.concurrency);
+const SOCKETS_PER_WORKER = 5000;
+const TIER_MIX = [
+  ['free', 0.4],
+  ['basic', 0.2],
+  ['pro', 0.25],
+  ['elite', 0.15],
+];
+const USERS = Number(args.users ?? Math.min(200, Math.max(4, Math.max(...scenario.sockets))));
+const hasTaskset = existsSync('/usr/bin/taskset');
+const pinned = (core, command, argv) => (hasTaskset ? ['taskset', ['-c', String(core), command, ...argv]] : [command, argv]);
+
+// ---------------------------------------------------------------- processes
+function freePort() {
+  return new Promise((resolve) => {
+    const server = net.createServer().listen(0, '127.0.0.1', () => {
+      const { port } = server.address();
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+const children = new Set();
+function track(child) {
+  children.add(child);
+  child.on('exit', () => children.delete(child));
+  return child;
+}
+process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+function processStats(pid) {
+  try {
+    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return { rss: rssKb * 1024, cpuTicks: Number(fields[11]) + Number(fields[12]) };
+  } catch {
+    return { rss: 0, cpuTicks: 0 };
+  }
+}
+
+/** The server's real pid (under taskset the child is taskset, which execs node: same pid). */
+async function waitHttp(url, timeoutMs = 60_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    try {
+      const response = await fetch(url);
+      if (response.ok) return;
+    } catch {
+      /* not up yet */
+    }
+    await sleep(200);
+  }
+  throw new Error(`${url} did not come up`);
+}
+
+async function api(base, method, pathname, { token, apiKey, body } = {}) {
+  const headers = { 'content-type': 'application/json' };
+  if (token) headers.authorization = `Bearer ${token}`;
+  if (apiKey) headers['x-api-key'] = apiKey;
+  const response = await fetch(base + pathname, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await response.text();
+  return { status: response.status, body: text ? JSON.parse(text) : undefined };
+}
+
+async function inParallel(items, concurrency, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, items.length) }, async () => {
+      while (next < items.length) {
+        const i = next++;
+        results[i] = await fn(items[i], i);
+      }
+    }),
+  );
+  return results;
+}
+
+// ---------------------------------------------------------------- targets
+/** signalcast: the production build, its own database, users and a provider made through the admin API. */
+async function startSignalcast(socketCount) {
+  const port = await freePort();
+  const admin = { email: 'bench-admin@signalcast.bench', password: 'bench-admin-password' };
+  const env = {
+    ...process.env,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    LOG_LEVEL: 'warn',
+    JWT_SECRET: randomBytes(48).toString('base64url'),
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+    SEED_DEMO: 'false',
+    AUTH_RATE_LIMIT_MAX: '1000000',
+    WS_MAX_SOCKETS_PER_USER: '1000000',
+    WS_MAX_CONNECTIONS: '1000000',
+    SYNC_BATCH_MAX_ITEMS: '1000',
+    DB_MIGRATE_ON_START: 'true',
+  };
+  let dataDir;
+  let dropDatabase = async () => undefined;
+  if (process.env.DATABASE_URL) {
+    const { default: pg } = await import('pg');
+    const name = `signalcast_bench_${randomBytes(4).toString('hex')}`;
+    const adminDb = new pg.Client({ connectionString: process.env.DATABASE_URL });
+    await adminDb.connect();
+    await adminDb.query(`CREATE DATABASE ${name}`);
+    await adminDb.end();
+    const url = new URL(process.env.DATABASE_URL);
+    url.pathname = `/${name}`;
+    env.DATABASE_URL = url.toString();
+    dropDatabase = async () => {
+      const client = new pg.Client({ connectionString: process.env.DATABASE_URL });
+      await client.connect();
+      await client.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await client.end();
+    };
+  } else {
+    dataDir = mkdtempSync(path.join(os.tmpdir(), 'signalcast-bench-'));
+    env.DATA_DIR = dataDir;
+  }
+  const [command, argv] = pinned(0, process.execPath, [path.join(root, 'dist/main.js')]);
+  const child = track(spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] }));
+  const base = `http://127.0.0.1:${port}`;
+  await waitHttp(`${base}/health`);
+
+  const adminToken = (await api(base, 'POST', '/api/auth/token', { body: admin })).body.access_token;
+  const tiers = TIER_MIX.flatMap(([tier, share]) => Array.from({ length: Math.max(1, Math.round(USERS * share)) }, () => tier));
+  const users = await inParallel(tiers, 4, async (tier, i) => {
+    const email = `bench-${i}@signalcast.bench`;
+    const password = 'bench-user-password';
+    const created = await api(base, 'POST', '/api/v1/admin/users', { token: adminToken, body: { email, password, role: 'subscriber', tier } });
+    if (created.status !== 201) throw new Error(`create user: ${created.status} ${JSON.stringify(created.body)}`);
+    const token = (await api(base, 'POST', '/api/auth/token', { body: { email, password } })).body.access_token;
+    return { tier, token };
+  });
+  const provider = await api(base, 'POST', '/api/v1/admin/users', {
+    token: adminToken,
+    body: { email: 'bench-provider@signalcast.bench', password: 'bench-provider-password', role: 'provider', tier: 'free' },
+  });
+  const apiKey = (await api(base, 'POST', `/api/v1/admin/users/${provider.body.id}/api-keys`, { token: adminToken })).body.key;
+
+  // Sockets spread over the tier mix: socket i belongs to a user of the i-th tier slot.
+  const slots = TIER_MIX.flatMap(([tier, share]) => Array.from({ length: Math.round(share * 20) }, () => tier));
+  const byTier = {};
+  for (const user of users) (byTier[user.tier] ??= []).push(user);
+  const clients = Array.from({ length: socketCount }, (_, i) => {
+    const pool = byTier[slots[i % slots.length]];
+    return pool[Math.floor(i / slots.length) % pool.length];
+  });
+  let seq = 0;
+  return {
+    name: 'signalcast',
+    kind: 'signalcast',
+    pid: child.pid,
+    wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
+    clients,
+    /** Sends one signal through the real sync endpoint; resolves with its seq and premium flag. */
+    async send(i) {
+      const premium = i % 3 === 1;
+      const response = await api(base, 'POST', '/api/v1/external-signals/sync/signal', {
+        apiKey,
+        body: {
+          external_id: `bench-${process.pid}-${++seq}`,
+          symbol: i % 2 ? 'BTCUSDT' : 'ETHUSDT',
+          market: 'crypto',
+          side: 'long',
+          entry: '64250.5',
+          stop_loss: '63100',
+          take_profits: ['65500', '67000'],
+          confidence: 75,
+          timeframe: '4h',
+          note: 'benchmark signal',
+          premium,
+          issued_at: new Date().toISOString(),
+        },
+      });
+      if (response.status !== 201) throw new Error(`sync: ${response.status} ${JSON.stringify(response.body)}`);
+      return { seq: response.body.seq, premium };
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+      if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+      await dropDatabase();
+    },
+  };
+}
+
+/** A baseline server (bare ws or Socket.IO): everyone receives everything. */
+async function startBaseline(name, script, socketCount) {
+  const port = await freePort();
+  const [command, argv] = pinned(0, process.execPath, [path.join(here, script)]);
+  const child = track(spawn(command, argv, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
+  await new Promise((resolve) => child.once('message', resolve));
+  const base = `http://127.0.0.1:${port}`;
+  // A payload of the size of a signalcast signal message.
+  const padding = 'x'.repeat(420);
+  return {
+    name,
+    kind: name === 'socketio' ? 'socketio' : 'ws',
+    pid: child.pid,
+    wsUrl: name === 'socketio' ? base : `ws://127.0.0.1:${port}`,
+    clients: Array.from({ length: socketCount }, () => ({ tier: 'all', token: '' })),
+    async send(i) {
+      const seq = i + 1;
+      const response = await fetch(`${base}/publish`, { method: 'POST', body: JSON.stringify({ seq, padding }) });
+      await response.text();
+      return { seq, premium: false };
+    },
+    async stop() {
+      child.kill('SIGTERM');
+      await new Promise((resolve) => child.once('exit', resolve));
+    },
+  };
+}
+
+function startTarget(name, sockets) {
+  if (name === 'signalcast') return startSignalcast(sockets);
+  if (name === 'bare-ws') return startBaseline('bare-ws', 'baseline-ws.mjs', sockets);
+  if (name === 'socketio') return startBaseline('socketio', 'baseline-socketio.mjs', sockets);
+  throw new Error(`unknown target ${name}`);
+}
+
+// ---------------------------------------------------------------- clients
+function startWorkers(count) {
+  return Promise.all(
+    Array.from({ length: count }, () => {
+      const [command, argv] = pinned(1, process.execPath, [path.join(here, 'client-worker.mjs')]);
+      const child = track(spawn(command, argv, { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] }));
+      const pending = new Map();
+      child.on('message', (message) => pending.get(message.cmd)?.(message));
+      const ask = (message, reply) => new Promise((resolve) => (pending.set(reply, resolve), child.send(message)));
+      return { child, ask };
+    }),
+  );
+}
+
+// ---------------------------------------------------------------- measuring
+const quantile = (sorted, q) => (sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] : NaN);
+const round = (value, digits = 1) => (Number.isFinite(value) ? Number(value.toFixed(digits)) : null);
+const visible = (tier, premium) => !premium || tier === 'pro' || tier === 'elite' || tier === 'all';
+
+async function runOne(targetName, socketCount) {
+  const target = await startTarget(targetName, socketCount);
+  const workers = await startWorkers(Math.ceil(socketCount / SOCKETS_PER_WORKER));
+  try {
+    await sleep(500);
+    const idleBefore = processStats(target.pid);
+    const connectStarted = now();
+    const shares = workers.map((_, w) => target.clients.filter((_, i) => i % workers.length === w));
+    const connected = await Promise.all(
+      workers.map((worker, w) =>
+        worker.ask({ cmd: 'connect', kind: target.kind, url: target.wsUrl, clients: shares[w], concurrency: 100 }, 'connected'),
+      ),
+    );
+    const connectSeconds = (now() - connectStarted) / 1000;
+    const opened = connected.reduce((sum, c) => sum + c.opened, 0);
+    const errors = connected.flatMap((c) => c.errors);
+    await sleep(2000);
+    const idleAfter = processStats(target.pid);
+
+    // Send the signals: at `rate` per second, or all at once (rate 0) with bounded concurrency.
+    const sent = new Map();
+    const responses = [];
+    const cpuBefore = processStats(target.pid);
+    const runStarted = now();
+    const sendOne = async (i) => {
+      const started = now();
+      const { seq, premium } = await target.send(i);
+      const finished = now();
+      sent.set(seq, { at: started, premium });
+      responses.push(finished - started);
+    };
+    if (scenario.rate > 0) {
+      const inFlight = [];
+      for (let i = 0; i < scenario.signals; i++) {
+        const due = runStarted + (i * 1000) / scenario.rate;
+        await sleep(Math.max(0, due - now()));
+        inFlight.push(sendOne(i));
+      }
+      await Promise.all(inFlight);
+    } else {
+      await inParallel(
+        Array.from({ length: scenario.signals }, (_, i) => i),
+        scenario.concurrency ?? 50,
+        sendOne,
+      );
+    }
+    const sendSeconds = (now() - runStarted) / 1000;
+
+    // Wait until every expected delivery arrived (or give up after a while), then collect.
+    const expectedPerTier = (tier) => [...sent].filter(([, s]) => visible(tier, s.premium)).map(([seq]) => seq).sort((a, b) => a - b);
+    let sockets = [];
+    const deadline = now() + 30_000 + socketCount;
+    for (;;) {
+      sockets = (await Promise.all(workers.map((worker) => worker.ask({ cmd: 'collect' }, 'collected')))).flatMap((r) => r.sockets);
+      const missing = sockets.some((s) => s.seqs.length < expectedPerTier(s.tier).length);
+      if (!missing || now() > deadline) break;
+      await sleep(500);
+    }
+    const cpuAfter = processStats(target.pid);
+    const wall = (now() - runStarted) / 1000;
+
+    // Correctness: each socket has exactly what its tier allows, in seq order.
+    let wrong = 0;
+    for (const socket of sockets) {
+      const expected = expectedPerTier(socket.tier);
+      if (socket.seqs.length !== expected.length || socket.seqs.some((seq, i) => seq !== expected[i])) wrong++;
+    }
+    const perDelivery = [];
+    const lastPerSignal = new Map();
+    let firstSend = Infinity;
+    let lastReceive = 0;
+    for (const { at } of sent.values()) firstSend = Math.min(firstSend, at);
+    for (const socket of sockets) {
+      socket.seqs.forEach((seq, i) => {
+        const info = sent.get(seq);
+        if (!info) return;
+        const latency = socket.times[i] - info.at;
+        perDelivery.push(latency);
+        lastPerSignal.set(seq, Math.max(lastPerSignal.get(seq) ?? 0, latency));
+        lastReceive = Math.max(lastReceive, socket.times[i]);
+      });
+    }
+    perDelivery.sort((a, b) => a - b);
+    const last = [...lastPerSignal.values()].sort((a, b) => a - b);
+    // One signal at a time: eligible deliveries / time until the last one arrived, per signal.
+    const perSignalRate = [...lastPerSignal].map(([seq, ms]) => {
+      const count = sockets.filter((s) => visible(s.tier, sent.get(seq).premium)).length;
+      return count / (ms / 1000);
+    });
+    perSignalRate.sort((a, b) => a - b);
+    responses.sort((a, b) => a - b);
+    return {
+      target: targetName,
+      sockets: socketCount,
+      opened,
+      connect_errors: errors,
+      connect_rate_per_s: round(opened / connectSeconds, 0),
+      rss_idle_bytes_per_connection: round((idleAfter.rss - idleBefore.rss) / Math.max(1, opened), 0),
+      server_rss_mb: round(cpuAfter.rss / 2 ** 20, 1),
+      signals: sent.size,
+      deliveries: perDelivery.length,
+      correct: wrong === 0 && opened === socketCount,
+      sockets_with_wrong_set: wrong,
+      latency_ms: { p50: round(quantile(perDelivery, 0.5), 2), p99: round(quantile(perDelivery, 0.99), 2), max: round(perDelivery.at(-1), 2) },
+      last_delivery_ms: { p50: round(quantile(last, 0.5), 2), p99: round(quantile(last, 0.99), 2), max: round(last.at(-1), 2) },
+      deliveries_per_s: round(perDelivery.length / ((lastReceive - firstSend) / 1000), 0),
+      single_signal_deliveries_per_s_p50: round(quantile(perSignalRate, 0.5), 0),
+      ingest_signals_per_s: round(sent.size / sendSeconds, 0),
+      sync_response_ms: { p50: round(quantile(responses, 0.5), 2), p99: round(quantile(responses, 0.99), 2) },
+      server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / 100 / wall) * 100, 0),
+    };
+  } finally {
+    for (const worker of workers) worker.child.send({ cmd: 'close' });
+    await target.stop();
+    await sleep(500);
+  }
+}
+
+// ---------------------------------------------------------------- report
+function table(results) {
+  const columns = [
+    ['target', (r) => r.target],
+    ['N', (r) => r.sockets],
+    ['ok', (r) => (r.correct ? 'yes' : `NO (${r.sockets_with_wrong_set} wrong, ${r.opened} open)`)],
+    ['deliv/s', (r) => r.deliveries_per_s],
+    ['1-signal deliv/s', (r) => r.single_signal_deliveries_per_s_p50],
+    ['p50 ms', (r) => r.latency_ms.p50],
+    ['p99 ms', (r) => r.latency_ms.p99],
+    ['last p50', (r) => r.last_delivery_ms.p50],
+    ['last p99', (r) => r.last_delivery_ms.p99],
+    ['B/conn', (r) => r.rss_idle_bytes_per_connection],
+    ['conn/s', (r) => r.connect_rate_per_s],
+    ['sync p50', (r) => r.sync_response_ms.p50],
+    ['sync p99', (r) => r.sync_response_ms.p99],
+    ['signals/s', (r) => r.ingest_signals_per_s],
+    ['cpu %', (r) => r.server_cpu_percent],
+  ];
+  const rows = results.map((r) => columns.map(([, get]) => String(get(r))));
+  const widths = columns.map(([name], i) => Math.max(name.length, ...rows.map((row) => row[i].length)));
+  const line = (cells) => `| ${cells.map((cell, i) => cell.padEnd(widths[i])).join(' | ')} |`;
+  return [line(columns.map(([name]) => name)), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
+}
+
+function ratios(results) {
+  const lines = [];
+  for (const n of new Set(results.map((r) => r.sockets))) {
+    const of = (name) => results.find((r) => r.sockets === n && r.target === name);
+    const sc = of('signalcast');
+    for (const base of ['bare-ws', 'socketio']) {
+      const other = of(base);
+      if (!sc || !other) continue;
+      lines.push(
+        `N=${n} signalcast / ${base}: deliveries/s ${round(sc.deliveries_per_s / other.deliveries_per_s, 2)}x, ` +
+          `one-signal deliveries/s ${round(sc.single_signal_deliveries_per_s_p50 / other.single_signal_deliveries_per_s_p50, 2)}x, ` +
+          `last-delivery p99 ${round(sc.last_delivery_ms.p99 / other.last_delivery_ms.p99, 2)}x, ` +
+          `RSS/conn ${round(sc.rss_idle_bytes_per_connection / other.rss_idle_bytes_per_connection, 2)}x`,
+      );
+    }
+  }
+  return lines.join('\n');
+}
+
+const machine = {
+  cpu: os.cpus()[0]?.model,
+  cores: os.cpus().length,
+  memory_gb: round(os.totalmem() / 2 ** 30, 1),
+  node: process.version,
+  kernel: os.release(),
+  database: process.env.DATABASE_URL ? 'postgresql' : 'pglite',
+  pinned: hasTaskset ? 'server on core 0, clients on core 1' : 'not pinned',
+  open_files_limit: 'see `ulimit -n`',
+};
+
+const results = [];
+for (const sockets of scenario.sockets) {
+  for (const target of scenario.targets) {
+    process.stderr.write(`${scenarioName}: ${target} with ${sockets} sockets...\n`);
+    results.push(await runOne(target, sockets));
+  }
+}
+const report = { scenario: scenarioName, options: scenario, machine, at: new Date().toISOString(), results };
+console.log(`\n${scenarioName} (${machine.cores} cores, ${machine.cpu}, ${machine.database}, ${machine.pinned})\n`);
+console.log(table(results));
+const ratioText = ratios(results);
+if (ratioText) console.log(`\n${ratioText}`);
+const out = args.out ?? path.join(root, 'bench/results', `${report.at.replace(/[:.]/g, '-')}-${scenarioName}.json`);
+mkdirSync(path.dirname(out), { recursive: true });
+writeFileSync(out, JSON.stringify(report, null, 2));
+console.log(`\nwritten to ${path.relative(root, out)}`);
+const failed = results.filter((r) => !r.correct);
+if (failed.length > 0) {
+  console.error(`FAILED: wrong delivery set for ${failed.map((r) => `${r.target}@${r.sockets}`).join(', ')}`);
+  process.exit(1);
+}
+process.exit(0);
