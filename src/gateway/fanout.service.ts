@@ -10,6 +10,7 @@ import { SignalsService } from '../signals/signals.service.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import type { Connection } from './connection.js';
+import { frameText, unsentBytes, writeFramed, type FramedMessage } from './framed-message.js';
 import { encode } from './ws-messages.js';
 
 /** Gap refills read the database in pages of this many versions. */
@@ -129,7 +130,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   private async deliverToSockets(event: SignalEvent): Promise<void> {
-    const bytes = Buffer.from(encode(event.type, event.signal));
+    const bytes = frameText(encode(event.type, event.signal));
     if (event.minTier === 'free') {
       for (const connection of this.registry.all()) this.offer(connection, event, bytes);
       return;
@@ -150,7 +151,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     return this.tiers.getMany(this.registry.userIds());
   }
 
-  private offer(connection: Connection, event: SignalEvent, bytes: Buffer): void {
+  private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage): void {
     if (event.seq <= connection.lastSeq) return;
     switch (connection.phase) {
       case 'idle':
@@ -170,16 +171,16 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     if (event.seq <= connection.lastSeq) return false;
     connection.lastSeq = event.seq;
     if (!matchesFilter(connection.filter, event.signal)) return false;
-    this.send(connection, Buffer.from(encode(event.type, event.signal)));
+    this.send(connection, frameText(encode(event.type, event.signal)));
     return true;
   }
 
-  /** Sends already-encoded bytes; a socket that cannot keep up is cut off, never waited for. */
-  send(connection: Connection, bytes: Buffer): void {
+  /** Sends an already-framed message; a socket that cannot keep up is cut off, never waited for. */
+  send(connection: Connection, message: FramedMessage): void {
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
     try {
-      socket.send(bytes, { binary: false });
+      writeFramed(socket, message);
       this.messagesDelivered++;
     } catch (error) {
       this.logger.warn(`Dropping a failing socket: ${(error as Error).message}`);
@@ -187,7 +188,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       socket.terminate();
       return;
     }
-    if (socket.bufferedAmount > this.maxBufferedBytes) this.cutOff(connection);
+    if (unsentBytes(socket) > this.maxBufferedBytes) this.cutOff(connection);
   }
 
   private cutOff(connection: Connection): void {

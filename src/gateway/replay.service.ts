@@ -5,6 +5,7 @@ import { toSignalView } from '../signals/signals.repository.js';
 import { SignalsService } from '../signals/signals.service.js';
 import type { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
+import { frameText } from './framed-message.js';
 import { encode, type RequestId } from './ws-messages.js';
 
 /** A replaying socket must drain below this share of its buffer bound before more is sent. */
@@ -72,7 +73,7 @@ export class ReplayService {
         });
         for (const row of page) {
           const view = toSignalView(row);
-          this.fanout.send(connection, Buffer.from(encode(row.version > 1 ? 'signal_update' : 'signal', view)));
+          this.fanout.send(connection, frameText(encode(row.version > 1 ? 'signal_update' : 'signal', view)));
           connection.lastSeq = view.seq;
           count++;
         }
