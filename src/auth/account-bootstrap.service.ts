@@ -1,4 +1,4 @@
-import { writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common';
 import { AppError } from '../common/app-error.js';
@@ -64,6 +64,7 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
     const provider = created.find((user) => user.role === 'provider')!;
     const { key } = await this.users.createApiKey(provider.id);
     const file = path.join(this.config.get('DATA_DIR'), 'demo-credentials.json');
+    await mkdir(this.config.get('DATA_DIR'), { recursive: true });
     const port = this.config.get('PORT');
     await writeFile(
       file,

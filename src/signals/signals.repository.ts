@@ -91,45 +91,68 @@ export class SignalsRepository {
         ]),
       );
 
-      const outcomes: WriteOutcome[] = [];
-      const revisions: Prisma.SignalRevisionCreateManyInput[] = [];
+      // New signals are inserted together (one statement per run of creates); an update of a
+      // signal created earlier in the same batch first flushes the inserts it depends on.
+      type Slot = { result: WriteOutcome['result']; key: string; row?: Signal; seq?: bigint; hash?: string; receivedAt?: Date };
+      const slots: Slot[] = [];
+      const pendingCreates: { slot: Slot; data: Prisma.SignalCreateManyInput }[] = [];
+      const flushCreates = async () => {
+        if (pendingCreates.length === 0) return;
+        const created = await tx.signal.createManyAndReturn({ data: pendingCreates.map((pending) => pending.data) });
+        const byKey = new Map(created.map((row) => [signalKey(row.providerId, row.externalId), row]));
+        for (const { slot } of pendingCreates) {
+          slot.row = byKey.get(slot.key)!;
+          rows.set(slot.key, slot.row);
+        }
+        pendingCreates.length = 0;
+      };
       let lastSeq = counter!.value;
       for (const step of planWrites(requests, stored, lastSeq)) {
         const key = signalKey(step.request.providerId, step.request.input.external_id);
         if (step.kind === 'unchanged') {
-          outcomes.push({ result: 'unchanged', row: rows.get(key)! });
+          if (pendingCreates.some((pending) => pending.slot.key === key)) await flushCreates();
+          slots.push({ result: 'unchanged', key, row: rows.get(key) });
           continue;
         }
-        const now = new Date();
-        const row =
-          step.kind === 'update'
-            ? await tx.signal.update({
-                where: { id: rows.get(key)!.id },
-                data: { ...step.content, seq: step.seq, version: step.version, receivedAt: now, updatedAt: now },
-              })
-            : await tx.signal.create({
-                data: {
-                  ...step.content,
-                  seq: step.seq,
-                  providerId: step.request.providerId,
-                  externalId: step.request.input.external_id,
-                  receivedAt: now,
-                  updatedAt: now,
-                },
-              });
-        rows.set(key, row);
+        const receivedAt = new Date();
+        const slot: Slot = { result: step.kind === 'create' ? 'created' : 'updated', key, seq: step.seq, hash: step.hash, receivedAt };
+        slots.push(slot);
         lastSeq = step.seq;
-        revisions.push({
-          signalId: row.id,
-          version: row.version,
-          seq: step.seq,
-          contentHash: step.hash,
-          minTier: row.minTier,
-          payload: toSignalView(row) as unknown as Prisma.InputJsonValue,
-          receivedAt: now,
+        if (step.kind === 'create') {
+          pendingCreates.push({
+            slot,
+            data: {
+              ...step.content,
+              seq: step.seq,
+              providerId: step.request.providerId,
+              externalId: step.request.input.external_id,
+              receivedAt,
+              updatedAt: receivedAt,
+            },
+          });
+          continue;
+        }
+        if (pendingCreates.some((pending) => pending.slot.key === key)) await flushCreates();
+        slot.row = await tx.signal.update({
+          where: { id: rows.get(key)!.id },
+          data: { ...step.content, seq: step.seq, version: step.version, receivedAt, updatedAt: receivedAt },
         });
-        outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', row });
+        rows.set(key, slot.row);
       }
+      await flushCreates();
+
+      const outcomes: WriteOutcome[] = slots.map((slot) => ({ result: slot.result, row: slot.row ?? rows.get(slot.key)! }));
+      const revisions: Prisma.SignalRevisionCreateManyInput[] = slots
+        .filter((slot) => slot.result !== 'unchanged')
+        .map((slot) => ({
+          signalId: slot.row!.id,
+          version: slot.row!.version,
+          seq: slot.seq!,
+          contentHash: slot.hash!,
+          minTier: slot.row!.minTier,
+          payload: toSignalView(slot.row!) as unknown as Prisma.InputJsonValue,
+          receivedAt: slot.receivedAt!,
+        }));
       if (revisions.length > 0) {
         await tx.signalRevision.createMany({ data: revisions });
         await tx.sequenceCounter.update({ where: { name: 'signal' }, data: { value: lastSeq } });
