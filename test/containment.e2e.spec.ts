@@ -1,16 +1,9 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Api, flush, signalBody, UpgradeRefused, WsClient } from './support/clients.js';
-import { createTestDatabase, startApp, type TestApp, type TestDatabase } from './support/test-app.js';
+import { describe, expect, it } from 'vitest';
+import { flush, signalBody, UpgradeRefused, WsClient } from './support/clients.js';
+import { useTestApp } from './support/test-app.js';
 
 describe('containment: slow consumers, rate limits, connection caps', () => {
-  let database: TestDatabase;
-  let app: TestApp;
-  let api: Api;
-  let provider: Awaited<ReturnType<Api['provider']>>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    app = await startApp(database, {
+  const t = useTestApp({
       WS_MAX_BUFFERED_BYTES: '65536',
       SYNC_BATCH_MAX_ITEMS: '200',
       HTTP_BODY_LIMIT_BYTES: '2000000',
@@ -19,21 +12,13 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
       WS_RATE_LIMIT_STRIKES: '5',
       WS_MAX_CONNECTIONS: '6',
     });
-    api = new Api(app);
-    provider = await api.provider();
-  });
 
-  afterAll(async () => {
-    await app?.close();
-    await database?.drop();
-  });
-
-  const stats = async () => (await api.request('GET', '/ws/stats', { token: await api.admin() })).body;
+  const stats = async () => (await t.api.request('GET', '/ws/stats', { token: await t.api.admin() })).body;
 
   it('cuts off a client that stops reading while a normal client gets every signal, in order', async () => {
-    const slowUser = await api.user('pro');
-    const slow = await WsClient.connect(app.wsUrl, { token: slowUser.token });
-    const normal = await WsClient.connect(app.wsUrl, { token: (await api.user('pro')).token });
+    const slowUser = await t.api.user('pro');
+    const slow = await WsClient.connect(t.app.wsUrl, { token: slowUser.token });
+    const normal = await WsClient.connect(t.app.wsUrl, { token: (await t.api.user('pro')).token });
     const before = await stats();
     // The slow client stops reading: the kernel buffers fill, then the server's send buffer grows.
     (slow.socket as unknown as { _socket: { pause(): void } })._socket.pause();
@@ -41,8 +26,8 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
     const note = 'x'.repeat(1900);
     const synced: number[] = [];
     for (let round = 0; round < 40 && (await stats()).slow_consumers_disconnected === before.slow_consumers_disconnected; round++) {
-      const response = await api.request('POST', '/api/v1/external-signals/sync/signals', {
-        apiKey: provider.apiKey,
+      const response = await t.api.request('POST', '/api/v1/external-signals/sync/signals', {
+        apiKey: t.provider.apiKey,
         body: { signals: Array.from({ length: 200 }, () => signalBody({ note, premium: round % 2 === 0 })) },
       });
       synced.push(...response.body.results.map((r: { seq: number }) => r.seq));
@@ -51,7 +36,7 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
     expect(after.slow_consumers_disconnected).toBe(before.slow_consumers_disconnected + 1);
     expect(after.total_connections).toBe(before.total_connections - 1);
 
-    await flush(api, provider.apiKey, [normal]);
+    await flush(t.api, t.provider.apiKey, [normal]);
     expect(normal.seqs()).toEqual(synced);
 
     (slow.socket as unknown as { _socket: { resume(): void } })._socket.resume();
@@ -63,8 +48,8 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
   }, 120_000);
 
   it('answers requests over the rate limit with an error, then closes with 4029 if they persist', async () => {
-    const user = await api.user('free');
-    const socket = await WsClient.connect(app.wsUrl, { token: user.token });
+    const user = await t.api.user('free');
+    const socket = await WsClient.connect(t.app.wsUrl, { token: user.token });
     for (let i = 0; i < 30; i++) socket.send({ type: 'ping', id: i });
     expect((await socket.waitClose()).code).toBe(4029);
     const pongs = socket.messages.filter((m) => m.type === 'pong');
@@ -75,8 +60,8 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
   });
 
   it('keeps a client that stays under the rate limit', async () => {
-    const user = await api.user('free');
-    const socket = await WsClient.connect(app.wsUrl, { token: user.token });
+    const user = await t.api.user('free');
+    const socket = await WsClient.connect(t.app.wsUrl, { token: user.token });
     for (let i = 0; i < 8; i++) {
       expect(await socket.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
       await new Promise((resolve) => setTimeout(resolve, 250));
@@ -86,13 +71,13 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
 
   it('refuses upgrades past the global connection cap with HTTP 503', async () => {
     const open = (await stats()).total_connections;
-    const users = await Promise.all(Array.from({ length: 6 - open }, () => api.user('free')));
-    const sockets = await Promise.all(users.map((u) => WsClient.connect(app.wsUrl, { token: u.token })));
-    const refused = await WsClient.open(app.wsUrl, { token: (await api.user('free')).token }).catch((error) => error);
+    const users = await Promise.all(Array.from({ length: 6 - open }, () => t.api.user('free')));
+    const sockets = await Promise.all(users.map((u) => WsClient.connect(t.app.wsUrl, { token: u.token })));
+    const refused = await WsClient.open(t.app.wsUrl, { token: (await t.api.user('free')).token }).catch((error) => error);
     expect(refused).toBeInstanceOf(UpgradeRefused);
     expect(refused.status).toBe(503);
     await sockets[0]!.close();
-    const admitted = await WsClient.connect(app.wsUrl, { token: users[0]!.token });
+    const admitted = await WsClient.connect(t.app.wsUrl, { token: users[0]!.token });
     await Promise.all([admitted, ...sockets.slice(1)].map((s) => s.close()));
   });
 });

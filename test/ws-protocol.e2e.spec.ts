@@ -1,40 +1,25 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Api, flush, signalBody, UpgradeRefused, WsClient } from './support/clients.js';
-import { createTestDatabase, startApp, type TestApp, type TestDatabase } from './support/test-app.js';
+import { describe, expect, it } from 'vitest';
+import { flush, signalBody, UpgradeRefused, WsClient } from './support/clients.js';
+import { useTestApp } from './support/test-app.js';
 
 describe('WebSocket protocol and stats', () => {
-  let database: TestDatabase;
-  let app: TestApp;
-  let api: Api;
-  let provider: Awaited<ReturnType<Api['provider']>>;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    app = await startApp(database, {
+  const t = useTestApp({
       WS_MAX_SOCKETS_PER_USER: '2',
       WS_MAX_PAYLOAD_BYTES: '1024',
       CORS_ORIGINS: 'https://app.example.com',
     });
-    api = new Api(app);
-    provider = await api.provider();
-  });
-
-  afterAll(async () => {
-    await app?.close();
-    await database?.drop();
-  });
 
   it('answers ping with pong, echoing the request id', async () => {
-    const user = await api.user('free');
-    const client = await WsClient.connect(app.wsUrl, { token: user.token });
+    const user = await t.api.user('free');
+    const client = await WsClient.connect(t.app.wsUrl, { token: user.token });
     client.send({ type: 'ping', id: 'abc' });
     expect(await client.next((m) => m.type === 'pong')).toEqual({ type: 'pong', id: 'abc' });
     await client.close();
   });
 
   it('answers malformed frames and unknown types with an error and keeps the socket working', async () => {
-    const user = await api.user('pro');
-    const client = await WsClient.connect(app.wsUrl, { token: user.token });
+    const user = await t.api.user('pro');
+    const client = await WsClient.connect(t.app.wsUrl, { token: user.token });
     client.send('{not json');
     client.send('[1,2]');
     client.send({ no_type: true });
@@ -51,58 +36,58 @@ describe('WebSocket protocol and stats', () => {
     ]);
     expect(errors[3]).toMatchObject({ id: 7 });
 
-    const synced = await api.sync(provider.apiKey, signalBody({ premium: true }));
+    const synced = await t.api.sync(t.provider.apiKey, signalBody({ premium: true }));
     const delivered = await client.next((m) => m.type === 'signal' && m.seq === synced.body.seq);
     expect(delivered.premium).toBe(true);
     await client.close();
   });
 
   it('closes a socket that sends a frame over the size limit with 1009, and others are unaffected', async () => {
-    const user = await api.user('free');
-    const big = await WsClient.connect(app.wsUrl, { token: user.token });
-    const other = await WsClient.connect(app.wsUrl, { token: user.token });
+    const user = await t.api.user('free');
+    const big = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    const other = await WsClient.connect(t.app.wsUrl, { token: user.token });
     big.send({ type: 'ping', padding: 'x'.repeat(2048) });
     expect((await big.waitClose()).code).toBe(1009);
-    await flush(api, provider.apiKey, [other]);
+    await flush(t.api, t.provider.apiKey, [other]);
     await other.close();
   });
 
   it('caps sockets per user with close code 4429', async () => {
-    const user = await api.user('free');
-    const first = await WsClient.connect(app.wsUrl, { token: user.token });
-    const second = await WsClient.connect(app.wsUrl, { token: user.token });
-    const third = await WsClient.open(app.wsUrl, { token: user.token });
+    const user = await t.api.user('free');
+    const first = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    const second = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    const third = await WsClient.open(t.app.wsUrl, { token: user.token });
     expect(await third.waitClose()).toEqual({ code: 4429, reason: 'too many connections for this user' });
     await first.close();
-    const again = await WsClient.connect(app.wsUrl, { token: user.token });
+    const again = await WsClient.connect(t.app.wsUrl, { token: user.token });
     await Promise.all([second.close(), again.close()]);
   });
 
   it('checks a browser Origin against CORS_ORIGINS on the upgrade', async () => {
-    const user = await api.user('free');
-    const refused = await WsClient.open(app.wsUrl, { token: user.token, headers: { origin: 'https://evil.example' } }).catch(
+    const user = await t.api.user('free');
+    const refused = await WsClient.open(t.app.wsUrl, { token: user.token, headers: { origin: 'https://evil.example' } }).catch(
       (error) => error,
     );
     expect(refused).toBeInstanceOf(UpgradeRefused);
     expect(refused.status).toBe(403);
-    const allowed = await WsClient.connect(app.wsUrl, { token: user.token, headers: { origin: 'https://app.example.com' } });
+    const allowed = await WsClient.connect(t.app.wsUrl, { token: user.token, headers: { origin: 'https://app.example.com' } });
     await allowed.close();
-    const cors = await fetch(`${app.baseUrl}/health`, { headers: { origin: 'https://app.example.com' } });
+    const cors = await fetch(`${t.app.baseUrl}/health`, { headers: { origin: 'https://app.example.com' } });
     expect(cors.headers.get('access-control-allow-origin')).toBe('https://app.example.com');
   });
 
   it('reports live connection statistics to admins as sockets come and go', async () => {
-    const admin = await api.admin();
-    const stats = async () => (await api.request('GET', '/ws/stats', { token: admin })).body;
+    const admin = await t.api.admin();
+    const stats = async () => (await t.api.request('GET', '/ws/stats', { token: admin })).body;
     const baseline = await stats();
     expect(Object.keys(baseline.users_by_tier)).toEqual(['free', 'basic', 'pro', 'elite']);
 
-    const elite = await api.user('elite');
-    const basic = await api.user('basic');
+    const elite = await t.api.user('elite');
+    const basic = await t.api.user('basic');
     const sockets = [
-      await WsClient.connect(app.wsUrl, { token: elite.token }),
-      await WsClient.connect(app.wsUrl, { token: elite.token }),
-      await WsClient.connect(app.wsUrl, { token: basic.token }),
+      await WsClient.connect(t.app.wsUrl, { token: elite.token }),
+      await WsClient.connect(t.app.wsUrl, { token: elite.token }),
+      await WsClient.connect(t.app.wsUrl, { token: basic.token }),
     ];
     const during = await stats();
     expect(during.total_connections).toBe(baseline.total_connections + 3);
@@ -110,7 +95,7 @@ describe('WebSocket protocol and stats', () => {
     expect(during.users_by_tier.elite).toBe(baseline.users_by_tier.elite + 1);
     expect(during.users_by_tier.basic).toBe(baseline.users_by_tier.basic + 1);
 
-    const regular = await api.sync(provider.apiKey, signalBody());
+    const regular = await t.api.sync(t.provider.apiKey, signalBody());
     await Promise.all(sockets.map((s) => s.next((m) => m.seq === regular.body.seq)));
     const afterSignal = await stats();
     expect(afterSignal.signals_broadcast).toBe(during.signals_broadcast + 1);
@@ -127,11 +112,11 @@ describe('WebSocket protocol and stats', () => {
   });
 
   it('keeps delivering to healthy sockets when another socket dies abruptly', async () => {
-    const user = await api.user('pro');
-    const dying = await WsClient.connect(app.wsUrl, { token: user.token });
-    const healthy = await WsClient.connect(app.wsUrl, { token: (await api.user('pro')).token });
+    const user = await t.api.user('pro');
+    const dying = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    const healthy = await WsClient.connect(t.app.wsUrl, { token: (await t.api.user('pro')).token });
     dying.socket.terminate();
-    const synced = await api.sync(provider.apiKey, signalBody({ premium: true }));
+    const synced = await t.api.sync(t.provider.apiKey, signalBody({ premium: true }));
     await healthy.next((m) => m.seq === synced.body.seq);
     await healthy.close();
   });

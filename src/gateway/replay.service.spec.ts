@@ -6,39 +6,17 @@ import { InProcessClusterState } from '../bus/in-process-cluster.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import type { AppConfig } from '../config/app-config.js';
-import { Prisma, type Signal } from '../generated/prisma/client.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { toSignalView } from '../signals/signals.repository.js';
 import type { SignalsService } from '../signals/signals.service.js';
+import { signalRow } from '../testing/signal-row.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
 
-const row = (seq: number): Signal =>
-  ({
-    id: `s${seq}`,
-    seq: BigInt(seq),
-    providerId: 'p',
-    externalId: `e${seq}`,
-    symbol: 'BTCUSDT',
-    market: 'crypto',
-    side: 'long',
-    entry: new Prisma.Decimal('1'),
-    stopLoss: null,
-    takeProfits: [],
-    confidence: 50,
-    timeframe: '1h',
-    note: null,
-    minTier: 'free',
-    status: 'active',
-    version: 1,
-    issuedAt: new Date(0),
-    receivedAt: new Date(0),
-    expiresAt: null,
-    updatedAt: new Date(0),
-  }) as Signal;
+const row = (seq: number) => signalRow(seq);
 
 describe('ReplayService seam', () => {
   it('does not duplicate signals the replay read from the database ahead of the fan-out', async () => {

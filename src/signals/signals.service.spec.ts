@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { AppError } from '../common/app-error.js';
 import type { Signal } from '../generated/prisma/client.js';
-import { Prisma } from '../generated/prisma/client.js';
+import { signalRow } from '../testing/signal-row.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { syncSignalSchema } from './signal.dto.js';
 import type { SignalEvent } from './signal.types.js';
@@ -22,30 +22,9 @@ const input = (externalId: string) =>
     issued_at: '2026-11-21T10:00:00Z',
   });
 
-let seq = 0n;
+let seq = 0;
 const row = (request: WriteRequest): Signal =>
-  ({
-    id: `id-${request.input.external_id}`,
-    seq: ++seq,
-    providerId: request.providerId,
-    externalId: request.input.external_id,
-    symbol: 'BTCUSDT',
-    market: 'crypto',
-    side: 'long',
-    entry: new Prisma.Decimal('100'),
-    stopLoss: null,
-    takeProfits: [],
-    confidence: 50,
-    timeframe: '1h',
-    note: null,
-    minTier: 'free',
-    status: 'active',
-    version: 1,
-    issuedAt: new Date('2026-11-21T10:00:00Z'),
-    receivedAt: new Date(),
-    expiresAt: null,
-    updatedAt: new Date(),
-  }) as Signal;
+  signalRow(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id });
 
 const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', row: row(r) }));
 

@@ -5,7 +5,9 @@ import type { Writable } from 'node:stream';
 import jwt from 'jsonwebtoken';
 import pg from 'pg';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import { afterAll, beforeAll } from 'vitest';
 import { createApp } from '../../src/app.factory.js';
+import { Api } from './clients.js';
 import { loadEnv } from '../../src/config/app-config.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-000000';
@@ -91,4 +93,31 @@ export function signToken(userId: string, role: string, expiresInSeconds: number
     audience: 'signalcast-clients',
     expiresIn: expiresInSeconds,
   });
+}
+
+export interface TestContext {
+  database: TestDatabase;
+  app: TestApp;
+  api: Api;
+  /** A provider user with an API key, created at start. */
+  provider: Awaited<ReturnType<Api['provider']>>;
+}
+
+/**
+ * Registers `beforeAll`/`afterAll` hooks that boot the app on a fresh database (and create a
+ * provider); the returned object's fields are set once the hooks have run, so read them in tests.
+ */
+export function useTestApp(overrides: Record<string, string> = {}): TestContext {
+  const context = {} as TestContext;
+  beforeAll(async () => {
+    context.database = await createTestDatabase();
+    context.app = await startApp(context.database, overrides);
+    context.api = new Api(context.app);
+    context.provider = await context.api.provider();
+  });
+  afterAll(async () => {
+    await context.app?.close();
+    await context.database?.drop();
+  });
+  return context;
 }
