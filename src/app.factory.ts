@@ -1,4 +1,5 @@
 import type { Writable } from 'node:stream';
+import { Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -7,6 +8,25 @@ import { AppModule } from './app.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
+
+/**
+ * Running out of file descriptors makes the HTTP server emit `EMFILE`/`ENFILE` on accept; without
+ * a listener that would crash the process. Say it clearly (at most every 10 s) and keep serving
+ * the connections already open; any other server error still crashes, as it should.
+ */
+function watchDescriptorExhaustion(app: NestExpressApplication): void {
+  const logger = new NestLogger('Connections');
+  let lastWarning = 0;
+  app.getHttpServer().on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code !== 'EMFILE' && error.code !== 'ENFILE') throw error;
+    if (Date.now() - lastWarning < 10_000) return;
+    lastWarning = Date.now();
+    logger.error(
+      `Out of file descriptors (${error.code}): new connections are being refused. ` +
+        'Raise the open-files limit (ulimit -n) or lower WS_MAX_CONNECTIONS below it.',
+    );
+  });
+}
 
 /** Builds the application exactly as production runs it; `main.ts` and the e2e tests both use it. */
 export async function createApp(env: AppEnv, options: { logDestination?: Writable } = {}): Promise<NestExpressApplication> {
@@ -21,6 +41,7 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   app.useGlobalFilters(new HttpExceptionFilter());
   app.useWebSocketAdapter(new SignalsWsAdapter(app));
   app.enableShutdownHooks();
+  watchDescriptorExhaustion(app);
 
   const openapi = new DocumentBuilder()
     .setTitle('signalcast')

@@ -1,5 +1,6 @@
 import type { IncomingMessage } from 'node:http';
-import { Injectable } from '@nestjs/common';
+import { readdirSync, readFileSync } from 'node:fs';
+import { Injectable, Logger } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
 import { AppConfig } from '../config/app-config.js';
@@ -19,6 +20,29 @@ interface UpgradeContext {
 const FILTER_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
 
 const contexts = new WeakMap<IncomingMessage, UpgradeContext>();
+
+/** Headroom for HTTP requests and files, on top of what is open at start and the pools. */
+const DESCRIPTOR_MARGIN = 32;
+
+/** Descriptors open now (Linux `/proc/self/fd`); 0 where unknown. */
+function openDescriptors(): number {
+  try {
+    return readdirSync('/proc/self/fd').length;
+  } catch {
+    return 0;
+  }
+}
+
+/** The process's soft open-files limit (Linux `/proc/self/limits`); unbounded where unknown. */
+function openFilesLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) && soft > 0 ? soft : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 /** The principal proven at upgrade time, for the connection handler. */
 export function principalOf(request: IncomingMessage): Principal | undefined {
@@ -61,18 +85,37 @@ export class UpgradeAuthenticator {
   private readonly allowedOrigins: Set<string>;
   private readonly maxConnections: number;
 
+  private readonly logger = new Logger('Connections');
+  private lastCapWarning = 0;
+
   constructor(
     private readonly auth: AuthService,
     private readonly registry: ConnectionRegistry,
     config: AppConfig,
   ) {
     this.allowedOrigins = new Set(config.get('CORS_ORIGINS'));
-    this.maxConnections = config.get('WS_MAX_CONNECTIONS');
+    // Every socket is a descriptor: keep the cap under the open-files limit, with room for what
+    // is open already (embedded database files, logs), the database and Redis pools, and HTTP.
+    const configured = config.get('WS_MAX_CONNECTIONS');
+    const reserve = openDescriptors() + config.get('DB_POOL_SIZE') + 2 + DESCRIPTOR_MARGIN;
+    const limit = openFilesLimit();
+    this.maxConnections = Math.min(configured, limit - reserve);
+    if (this.maxConnections < configured) {
+      this.logger.warn(
+        `WS_MAX_CONNECTIONS=${configured} is above what the open-files limit (${limit}) allows: accepting at most ` +
+          `${this.maxConnections} sockets, keeping ${reserve} descriptors for the database, Redis and HTTP. ` +
+          'Raise `ulimit -n` for more.',
+      );
+    }
   }
 
   authenticate(request: IncomingMessage): UpgradeDecision {
     if (!this.registry.accepting) return { ok: false, status: 503, message: 'Server is shutting down; reconnect elsewhere' };
     if (this.registry.connectionCount >= this.maxConnections) {
+      if (Date.now() - this.lastCapWarning > 10_000) {
+        this.lastCapWarning = Date.now();
+        this.logger.warn(`At the connection limit (${this.maxConnections} sockets): refusing upgrades with 503`);
+      }
       return { ok: false, status: 503, message: 'Server is at its connection limit; retry later' };
     }
     const origin = request.headers.origin;
