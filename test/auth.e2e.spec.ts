@@ -186,3 +186,27 @@ describe('token endpoint rate limit', () => {
     expect(Number(limited.headers.get('retry-after'))).toBeGreaterThan(0);
   });
 });
+
+describe('token rate limit behind a proxy (TRUST_PROXY)', () => {
+  let database: TestDatabase;
+  let app: TestApp;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    app = await startApp(database, { AUTH_RATE_LIMIT_MAX: '1', TRUST_PROXY: '1' });
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await database?.drop();
+  });
+
+  it('limits each client by its forwarded address', async () => {
+    const api = new Api(app);
+    const attempt = (ip: string) =>
+      api.request('POST', '/api/auth/token', { body: { email: 'a@b.io', password: 'nope' }, headers: { 'x-forwarded-for': ip } });
+    expect((await attempt('203.0.113.1')).status).toBe(401);
+    expect((await attempt('203.0.113.2')).status).toBe(401);
+    expect((await attempt('203.0.113.1')).status).toBe(429);
+  });
+});

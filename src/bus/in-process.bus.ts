@@ -1,4 +1,4 @@
-import { Injectable } from '@nestjs/common';
+import { Injectable, Logger } from '@nestjs/common';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { MessageBus, type BusStatus, type UserChange, type Unsubscribe } from './bus.types.js';
 import { Subscribers } from './subscribers.js';
@@ -8,9 +8,11 @@ import { Subscribers } from './subscribers.js';
 export class InProcessBus extends MessageBus {
   private readonly signals = new Subscribers<SignalEvent>();
   private readonly users = new Subscribers<UserChange>();
+  private readonly logger = new Logger(InProcessBus.name);
+  private readonly logHandlerError = (error: unknown) => this.logger.error(`Bus handler failed: ${String(error)}`);
 
   async publishSignal(event: SignalEvent): Promise<void> {
-    this.signals.emit(event);
+    this.signals.emit(event, this.logHandlerError);
   }
 
   onSignal(handler: (event: SignalEvent) => void): Unsubscribe {
@@ -18,7 +20,7 @@ export class InProcessBus extends MessageBus {
   }
 
   async publishUserChange(change: UserChange): Promise<void> {
-    this.users.emit(change);
+    this.users.emit(change, this.logHandlerError);
   }
 
   onUserChange(handler: (change: UserChange) => void): Unsubscribe {

@@ -43,7 +43,6 @@ export class Connection {
     readonly socket: WebSocket,
     public principal: Principal,
     readonly bucket: TokenBucket,
-    readonly connectedAt = Date.now(),
   ) {}
 
   get userId(): string {

@@ -18,7 +18,7 @@ interface PendingWrite {
 }
 
 /** Upper bound of signals one group-commit transaction takes. */
-export const GROUP_COMMIT_MAX = 500;
+const GROUP_COMMIT_MAX = 500;
 
 /**
  * Stores signals, then publishes them. Sync calls queue up and one loop writes them in group
