@@ -4,6 +4,7 @@
 // "Performance". Usage:
 //   npm run bench -- [--scenario latency|burst|ingest|scale|smoke] [--sockets 1000,5000]
 //                    [--targets signalcast,bare-ws,socketio] [--signals 20] [--rate 2] [--out file]
+//                    [--profile dir]   (writes a V8 CPU profile of each server process to dir)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -48,6 +49,7 @@ const TIER_MIX = [
 ];
 const USERS = Number(args.users ?? Math.min(200, Math.max(4, Math.max(...scenario.sockets))));
 const hasTaskset = existsSync('/usr/bin/taskset');
+const profileArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profile)}`] : [];
 const pinned = (core, command, argv) => (hasTaskset ? ['taskset', ['-c', String(core), command, ...argv]] : [command, argv]);
 
 // ---------------------------------------------------------------- processes
@@ -159,7 +161,7 @@ async function startSignalcast(socketCount) {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'signalcast-bench-'));
     env.DATA_DIR = dataDir;
   }
-  const [command, argv] = pinned(0, process.execPath, [path.join(root, 'dist/main.js')]);
+  const [command, argv] = pinned(0, process.execPath, [...profileArgs, path.join(root, 'dist/main.js')]);
   const child = track(spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] }));
   const base = `http://127.0.0.1:${port}`;
   await waitHttp(`${base}/health`);
@@ -230,7 +232,7 @@ async function startSignalcast(socketCount) {
 /** A baseline server (bare ws or Socket.IO): everyone receives everything. */
 async function startBaseline(name, script, socketCount) {
   const port = await freePort();
-  const [command, argv] = pinned(0, process.execPath, [path.join(here, script)]);
+  const [command, argv] = pinned(0, process.execPath, [...profileArgs, path.join(here, script)]);
   const child = track(spawn(command, argv, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
   await new Promise((resolve) => child.once('message', resolve));
   const base = `http://127.0.0.1:${port}`;

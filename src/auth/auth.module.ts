@@ -1,5 +1,4 @@
 import { Module } from '@nestjs/common';
-import { JwtModule } from '@nestjs/jwt';
 import { PassportModule } from '@nestjs/passport';
 import { AccountBootstrapService } from './account-bootstrap.service.js';
 import { AdminController } from './admin.controller.js';
@@ -14,7 +13,7 @@ import { UsersRepository } from './users.repository.js';
 import { UsersService } from './users.service.js';
 
 @Module({
-  imports: [PassportModule, JwtModule.register({})],
+  imports: [PassportModule],
   controllers: [AuthController, AdminController],
   providers: [
     AccountBootstrapService,

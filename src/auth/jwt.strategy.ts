@@ -10,7 +10,10 @@ export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(private readonly tokens: TokenService) {
     super({
       jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-      secretOrKey: tokens.secret,
+      // The key object (not the string secret): see `TokenService.key`. passport-jwt hands it to
+      // jsonwebtoken unchanged; its types only name the string and Buffer forms.
+      secretOrKeyProvider: (_request: unknown, _rawToken: unknown, done: (error: null, key: Buffer) => void) =>
+        done(null, tokens.key as unknown as Buffer),
       jsonWebTokenOptions: tokens.verifyOptions,
       algorithms: tokens.verifyOptions.algorithms,
       issuer: tokens.verifyOptions.issuer as string,
