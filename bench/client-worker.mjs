@@ -57,9 +57,10 @@ async function connect({ kind, url, clients, concurrency }) {
   const lane = async () => {
     while (next < clients.length) {
       const client = clients[next++];
-      const entry = { tier: client.tier, seqs: [], times: [], welcomed: false };
+      const entry = { tier: client.tier, symbols: client.symbols, seqs: [], times: [], welcomed: false };
       sockets.push(entry);
-      const target = kind === 'socketio' ? url : `${url}?token=${encodeURIComponent(client.token)}`;
+      const filter = client.symbols ? `&symbols=${client.symbols.join(',')}` : '';
+      const target = kind === 'socketio' ? url : `${url}?token=${encodeURIComponent(client.token)}${filter}`;
       const ok = await (kind === 'socketio' ? openSocketIo(target, entry) : openWs(target, entry));
       if (!ok) failed++;
     }
@@ -77,7 +78,7 @@ process.on('message', async (message) => {
   if (message.cmd === 'connect') {
     process.send({ cmd: 'connected', ...(await connect(message)) });
   } else if (message.cmd === 'collect') {
-    process.send({ cmd: 'collected', sockets: sockets.map(({ tier, seqs, times, closeCode }) => ({ tier, seqs, times, closeCode })) });
+    process.send({ cmd: 'collected', sockets: sockets.map(({ tier, symbols, seqs, times, closeCode }) => ({ tier, symbols, seqs, times, closeCode })) });
   } else if (message.cmd === 'reset') {
     for (const socket of sockets) {
       socket.seqs = [];

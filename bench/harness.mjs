@@ -5,8 +5,11 @@
 //   npm run bench -- [--scenario latency|burst|ingest|scale|smoke] [--sockets 1000,5000]
 //                    [--targets signalcast,bare-ws,socketio] [--signals 20] [--rate 2] [--out file]
 //                    [--profile dir]   (writes a V8 CPU profile of each server process to dir)
+//                    [--batch 10]      (signals per sync request: the batch endpoint when > 1)
+//                    [--symbols 30 --follow 3]  (signals spread over 30 symbols; each socket
+//                                       subscribes to 3 of them with `?symbols=`; 0: no filter)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
@@ -28,7 +31,10 @@ const SCENARIOS = {
   smoke: { sockets: [20], signals: 6, rate: 10, targets: ['signalcast', 'bare-ws', 'socketio'] },
   latency: { sockets: [1000, 5000, 10000], signals: 20, rate: 2, targets: ['signalcast', 'bare-ws', 'socketio'] },
   burst: { sockets: [5000], signals: 100, rate: 0, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  // Every socket takes every signal its tier allows, one signal per POST: the issue's ingest case.
   ingest: { sockets: [1000], signals: 3000, rate: 0, concurrency: 64, targets: ['signalcast'] },
+  // How a busy provider would send (10 signals per POST) to subscribers who follow a few symbols.
+  'ingest-batch': { sockets: [1000], signals: 20000, rate: 0, concurrency: 64, batch: 10, symbols: 30, follow: 3, targets: ['signalcast'] },
   scale: { sockets: [19900], signals: 2, rate: 1, targets: ['signalcast', 'bare-ws', 'socketio'] },
 };
 const scenarioName = args.scenario ?? 'latency';
@@ -39,6 +45,11 @@ if (args.targets) scenario.targets = args.targets.split(',');
 if (args.signals) scenario.signals = Number(args.signals);
 if (args.rate) scenario.rate = Number(args.rate);
 if (args.concurrency) scenario.concurrency = Number(args.concurrency);
+for (const option of ['batch', 'symbols', 'follow']) if (args[option]) scenario[option] = Number(args[option]);
+scenario.batch ??= 1;
+scenario.symbols ??= 2;
+scenario.follow ??= 0;
+const SYMBOLS = Array.from({ length: scenario.symbols }, (_, i) => `SYM${i}USDT`);
 const SOCKETS_PER_WORKER = 5000;
 const WARMUP_SIGNALS = 5;
 const TIER_MIX = [
@@ -49,6 +60,8 @@ const TIER_MIX = [
 ];
 const USERS = Number(args.users ?? Math.min(200, Math.max(4, Math.max(...scenario.sockets))));
 const hasTaskset = existsSync('/usr/bin/taskset');
+// The harness (the provider's requests) runs beside the clients, off the server's core.
+if (hasTaskset) execFileSync('taskset', ['-a', '-p', '-c', '1', String(process.pid)], { stdio: 'ignore' });
 const profileArgs = args.profile ? ['--cpu-prof', `--cpu-prof-dir=${path.resolve(args.profile)}`] : [];
 const pinned = (core, command, argv) => (hasTaskset ? ['taskset', ['-c', String(core), command, ...argv]] : [command, argv]);
 
@@ -188,7 +201,9 @@ async function startSignalcast(socketCount) {
   for (const user of users) (byTier[user.tier] ??= []).push(user);
   const clients = Array.from({ length: socketCount }, (_, i) => {
     const pool = byTier[slots[i % slots.length]];
-    return pool[Math.floor(i / slots.length) % pool.length];
+    const user = pool[Math.floor(i / slots.length) % pool.length];
+    const symbols = scenario.follow > 0 ? Array.from({ length: scenario.follow }, (_, k) => SYMBOLS[(i + k * 7) % SYMBOLS.length]) : undefined;
+    return { ...user, symbols };
   });
   let seq = 0;
   return {
@@ -197,14 +212,16 @@ async function startSignalcast(socketCount) {
     pid: child.pid,
     wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
     clients,
-    /** Sends one signal through the real sync endpoint; resolves with its seq and premium flag. */
+    /**
+     * Sends signals i..i+batch-1 through the real sync endpoint (the batch endpoint when batch > 1);
+     * resolves with what each one became.
+     */
     async send(i) {
-      const premium = i % 3 === 1;
-      const response = await api(base, 'POST', '/api/v1/external-signals/sync/signal', {
-        apiKey,
-        body: {
+      const bodies = Array.from({ length: scenario.batch }, (_, k) => {
+        const n = i * scenario.batch + k;
+        return {
           external_id: `bench-${process.pid}-${++seq}`,
-          symbol: i % 2 ? 'BTCUSDT' : 'ETHUSDT',
+          symbol: SYMBOLS[n % SYMBOLS.length],
           market: 'crypto',
           side: 'long',
           entry: '64250.5',
@@ -213,12 +230,17 @@ async function startSignalcast(socketCount) {
           confidence: 75,
           timeframe: '4h',
           note: 'benchmark signal',
-          premium,
+          premium: n % 3 === 1,
           issued_at: new Date().toISOString(),
-        },
+        };
       });
-      if (response.status !== 201) throw new Error(`sync: ${response.status} ${JSON.stringify(response.body)}`);
-      return { seq: response.body.seq, premium };
+      const single = bodies.length === 1;
+      const response = single
+        ? await api(base, 'POST', '/api/v1/external-signals/sync/signal', { apiKey, body: bodies[0] })
+        : await api(base, 'POST', '/api/v1/external-signals/sync/signals', { apiKey, body: { signals: bodies } });
+      const results = single ? [{ status: response.status, ...response.body }] : (response.body.results ?? []);
+      if (response.status >= 300 || results.some((r) => r.status !== 201)) throw new Error(`sync: ${response.status} ${JSON.stringify(response.body)}`);
+      return results.map((r, k) => ({ seq: r.seq, premium: bodies[k].premium, symbol: bodies[k].symbol }));
     },
     async stop() {
       child.kill('SIGTERM');
@@ -248,7 +270,7 @@ async function startBaseline(name, script, socketCount) {
       const seq = i + 1;
       const response = await fetch(`${base}/publish`, { method: 'POST', body: JSON.stringify({ seq, padding }) });
       await response.text();
-      return { seq, premium: false };
+      return [{ seq, premium: false, symbol: undefined }];
     },
     async stop() {
       child.kill('SIGTERM');
@@ -311,14 +333,15 @@ async function runOne(targetName, socketCount) {
     const runStarted = now();
     const sendOne = async (i) => {
       const started = now();
-      const { seq, premium } = await target.send(i);
+      const signals = await target.send(i);
       const finished = now();
-      sent.set(seq, { at: started, premium });
+      for (const { seq, premium, symbol } of signals) sent.set(seq, { at: started, premium, symbol });
       responses.push(finished - started);
     };
+    const requests = Math.ceil(scenario.signals / scenario.batch);
     if (scenario.rate > 0) {
       const inFlight = [];
-      for (let i = 0; i < scenario.signals; i++) {
+      for (let i = 0; i < requests; i++) {
         const due = runStarted + (i * 1000) / scenario.rate;
         await sleep(Math.max(0, due - now()));
         inFlight.push(sendOne(i));
@@ -326,7 +349,7 @@ async function runOne(targetName, socketCount) {
       await Promise.all(inFlight);
     } else {
       await inParallel(
-        Array.from({ length: scenario.signals }, (_, i) => i),
+        Array.from({ length: requests }, (_, i) => i),
         scenario.concurrency ?? 50,
         sendOne,
       );
@@ -334,12 +357,21 @@ async function runOne(targetName, socketCount) {
     const sendSeconds = (now() - runStarted) / 1000;
 
     // Wait until every expected delivery arrived (or give up after a while), then collect.
-    const expectedPerTier = (tier) => [...sent].filter(([, s]) => visible(tier, s.premium)).map(([seq]) => seq).sort((a, b) => a - b);
+    const expectedCache = new Map();
+    const expectedFor = ({ tier, symbols }) => {
+      const key = `${tier} ${symbols ?? ''}`;
+      if (!expectedCache.has(key)) {
+        const follows = (symbol) => !symbols || symbols.includes(symbol);
+        const seqs = [...sent].filter(([, s]) => visible(tier, s.premium) && follows(s.symbol)).map(([seq]) => seq);
+        expectedCache.set(key, seqs.sort((a, b) => a - b));
+      }
+      return expectedCache.get(key);
+    };
     let sockets = [];
     const deadline = now() + 30_000 + socketCount;
     for (;;) {
       sockets = (await Promise.all(workers.map((worker) => worker.ask({ cmd: 'collect' }, 'collected')))).flatMap((r) => r.sockets);
-      const missing = sockets.some((s) => s.seqs.length < expectedPerTier(s.tier).length);
+      const missing = sockets.some((s) => s.seqs.length < expectedFor(s).length);
       if (!missing || now() > deadline) break;
       await sleep(500);
     }
@@ -350,7 +382,7 @@ async function runOne(targetName, socketCount) {
     // promise no order across concurrent publishes (their seq is the harness's), only the set.
     let wrong = 0;
     for (const socket of sockets) {
-      const expected = expectedPerTier(socket.tier);
+      const expected = expectedFor(socket);
       const got = target.kind === 'signalcast' ? socket.seqs : [...socket.seqs].sort((a, b) => a - b);
       if (got.length !== expected.length || got.some((seq, i) => seq !== expected[i])) wrong++;
     }
@@ -373,7 +405,8 @@ async function runOne(targetName, socketCount) {
     const last = [...lastPerSignal.values()].sort((a, b) => a - b);
     // One signal at a time: eligible deliveries / time until the last one arrived, per signal.
     const perSignalRate = [...lastPerSignal].map(([seq, ms]) => {
-      const count = sockets.filter((s) => visible(s.tier, sent.get(seq).premium)).length;
+      const { premium, symbol } = sent.get(seq);
+      const count = sockets.filter((s) => visible(s.tier, premium) && (!s.symbols || s.symbols.includes(symbol))).length;
       return count / (ms / 1000);
     });
     perSignalRate.sort((a, b) => a - b);

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Api, flush, signalBody, WsClient } from './support/clients.js';
+import { Api, flush, markerBody, signalBody, WsClient } from './support/clients.js';
 import { createTestDatabase, startApp, type TestApp, type TestDatabase } from './support/test-app.js';
 
 describe('signal sync: validation, batches, ordering', () => {
@@ -90,6 +90,35 @@ describe('signal sync: validation, batches, ordering', () => {
       ['signal', created.seq],
       ['signal_update', updated.seq],
     ]);
+  });
+
+  it('answers, broadcasts and stores the same signal, for a key created and amended within one batch', async () => {
+    const before = (await api.sync(provider.apiKey, markerBody())).body.seq;
+    const original = signalBody({ entry: '100.50', stop_loss: null, take_profits: ['101.0', '102'], expires_at: '2099-01-01T00:00:00.5Z' });
+    delete original.note;
+    const amended = { ...original, confidence: 10, note: 'tightened' };
+    const other = signalBody({ premium: true, take_profits: [] });
+    const response = await api.request('POST', '/api/v1/external-signals/sync/signals', {
+      apiKey: provider.apiKey,
+      body: { signals: [original, amended, original, other] },
+    });
+    const [created, updated, lateRetry, premium] = response.body.results;
+    expect([created, updated, lateRetry, premium].map((r) => r.result)).toEqual(['created', 'updated', 'unchanged', 'created']);
+    expect(created.signal).toMatchObject({ entry: '100.5', stop_loss: null, take_profits: ['101', '102'], note: null, version: 1 });
+    expect(updated.signal).toMatchObject({ id: created.signal.id, version: 2, confidence: 10, note: 'tightened' });
+    expect(lateRetry.signal).toEqual(updated.signal);
+    expect(premium.signal).toMatchObject({ premium: true, take_profits: [] });
+
+    await flush(api, provider.apiKey, [watcher]);
+    const live = watcher.signals().filter((m) => m.seq > before && m.symbol !== 'MARKER');
+    expect(live.map(({ type, ...signal }) => [type, signal])).toEqual([
+      ['signal', created.signal],
+      ['signal_update', updated.signal],
+      ['signal', premium.signal],
+    ]);
+    const { token } = await api.user('elite');
+    const stored = await api.request('GET', `/api/v1/signals?after_seq=${before}`, { token });
+    expect(stored.body.data.filter((s: any) => s.symbol !== 'MARKER')).toEqual([updated.signal, premium.signal]);
   });
 
   it('bounds the batch size', async () => {

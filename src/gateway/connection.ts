@@ -24,6 +24,7 @@ export interface Timer {
 /** One open socket and everything the server keeps about it. */
 export class Connection {
   phase: ConnectionPhase = 'live';
+  /** Set through `ConnectionRegistry.setFilter`, which indexes sockets by the symbols they follow. */
   filter?: SignalFilter;
   backlog: SignalEvent[] = [];
   /**

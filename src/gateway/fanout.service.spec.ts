@@ -8,6 +8,7 @@ import { InProcessBus } from '../bus/in-process.bus.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import type { SignalFilter } from '../signals/signal-filter.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import type { SignalsService } from '../signals/signals.service.js';
 import { strictMock } from '../testing/strict-mock.js';
@@ -58,20 +59,22 @@ function setup(tiers: Record<string, Tier>) {
     revisionsBetween: async (after: number, before: number) => stored.filter((e) => e.seq > after && e.seq < before),
   });
   const fanout = new FanoutService(bus, registry, tierCache, signals, config);
-  const connect = (userId: string) => {
+  const connect = (userId: string, filter?: SignalFilter) => {
     const socket = new FakeSocket();
     const principal: Principal = { userId, role: 'subscriber' };
-    registry.add(new Connection(socket as unknown as WebSocket, principal, TokenBucket.perSecond(10, 10)));
+    const connection = new Connection(socket as unknown as WebSocket, principal, TokenBucket.perSecond(10, 10));
+    registry.setFilter(connection, filter);
+    registry.add(connection);
     return socket;
   };
   let seq = 0;
-  const event = (minTier: Tier): SignalEvent => {
-    const next = { type: 'signal', seq: ++seq, minTier, signal: { seq, symbol: 'X', premium: minTier !== 'free' } } as unknown as SignalEvent;
+  const event = (minTier: Tier, symbol = 'X'): SignalEvent => {
+    const next = { type: 'signal', seq: ++seq, minTier, signal: { seq, symbol, premium: minTier !== 'free' } } as unknown as SignalEvent;
     stored.push(next);
     return next;
   };
-  const publish = async (minTier: Tier) => {
-    await bus.publishSignal(event(minTier));
+  const publish = async (minTier: Tier, symbol?: string) => {
+    await bus.publishSignal(event(minTier, symbol));
     await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(seq));
   };
   return { users, bus, registry, fanout, connect, publish, event, signals };
@@ -97,6 +100,23 @@ describe('FanoutService', () => {
     expect(sockets.f[0]!.sent).toHaveLength(1);
     expect(sockets.e[0]!.sent).toHaveLength(3);
     expect(fanout.messagesDelivered).toBe(3 + 3 + 6);
+  });
+
+  it('delivers by symbol and tier together: followers of the symbol whose tier allows it', async () => {
+    const { fanout, connect, publish } = setup({ f: 'free', p: 'pro' });
+    await fanout.onModuleInit();
+    const freeBtc = connect('f', { symbols: new Set(['BTC']) });
+    const proBtc = connect('p', { symbols: new Set(['BTC']) });
+    const proEth = connect('p', { symbols: new Set(['ETH']) });
+    const proAll = connect('p');
+    await publish('pro', 'BTC');
+    await publish('free', 'BTC');
+    await publish('free', 'ETH');
+    const seqs = (socket: FakeSocket) => socket.sent.map((bytes) => JSON.parse(bytes.subarray(bytes.indexOf('{')).toString()).seq);
+    expect(seqs(freeBtc)).toEqual([2]);
+    expect(seqs(proBtc)).toEqual([1, 2]);
+    expect(seqs(proEth)).toEqual([3]);
+    expect(seqs(proAll)).toEqual([1, 2, 3]);
   });
 
   it('keeps delivering to others when a socket fails, and drops the failing one', async () => {

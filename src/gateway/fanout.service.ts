@@ -131,18 +131,18 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
 
   private async deliverToSockets(event: SignalEvent): Promise<void> {
     const bytes = frameText(encode(event.type, event.signal));
-    if (event.minTier === 'free') {
-      for (const connection of this.registry.all()) this.offer(connection, event, bytes);
-      return;
-    }
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
-    const tiers = await this.tiersOfConnectedUsers();
+    const tiers = event.minTier === 'free' ? undefined : await this.tiersOfConnectedUsers();
     // Walk the registry as it is now: a socket that registered during the lookup had its tier
     // cached at connect, and its welcome promised it every seq above the one delivered before.
-    for (const userId of this.registry.userIds()) {
-      const tier = tiers.get(userId) ?? this.tiers.peek(userId);
-      if (!tier || !canSee(tier, event.minTier)) continue;
-      for (const connection of this.registry.socketsOf(userId) ?? []) this.offer(connection, event, bytes);
+    for (const sockets of this.registry.audienceOf(event.signal.symbol)) {
+      for (const connection of sockets) {
+        if (tiers) {
+          const tier = tiers.get(connection.userId) ?? this.tiers.peek(connection.userId);
+          if (!tier || !canSee(tier, event.minTier)) continue;
+        }
+        this.offer(connection, event, bytes);
+      }
     }
   }
 

@@ -65,7 +65,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
     const bucket = TokenBucket.perSecond(this.config.get('WS_RATE_LIMIT_PER_SECOND'), this.config.get('WS_RATE_LIMIT_BURST'));
     const connection = new Connection(socket, principal, bucket);
-    connection.filter = filterOf(request);
+    this.registry.setFilter(connection, filterOf(request));
     const since = sinceOf(request);
     // Whatever happens before registration, a closed socket leaves no timers behind.
     socket.once('close', () => connection.dispose());
@@ -161,7 +161,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     }
     switch (request.type) {
       case 'subscribe':
-        connection.filter = request.filters;
+        this.registry.setFilter(connection, request.filters);
         connection.phase = 'live';
         return this.notify(connection, 'ack', { ...withId, subscribed: true, filters: filterToWire(connection.filter) });
       case 'unsubscribe':

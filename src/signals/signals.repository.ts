@@ -1,14 +1,27 @@
+import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
 import { Prisma, type Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SignalEvent, SignalView, SyncResult } from './signal.types.js';
-import { planWrites, signalKey, type WriteRequest } from './sync-plan.js';
+import { planWrites, signalKey, type SignalContent, type WriteRequest } from './sync-plan.js';
 
 export interface WriteOutcome {
   result: SyncResult;
-  row: Signal;
+  /** The signal as stored after this step (for `unchanged`, as it already was). */
+  signal: SignalView;
+  /** The lowest tier allowed to see it. */
+  minTier: Tier;
+}
+
+/** A stored signal's current state, as the writer needs it. */
+interface CurrentSignal {
+  id: string;
+  version: number;
+  hashes: ReadonlySet<string>;
+  signal: SignalView;
+  minTier: Tier;
 }
 
 export function toSignalView(row: Signal): SignalView {
@@ -35,6 +48,35 @@ export function toSignalView(row: Signal): SignalView {
   };
 }
 
+/** The wire form of a version being written: the same as `toSignalView` of the row it stores. */
+export function viewOf(
+  step: { content: SignalContent; seq: bigint; version: number },
+  { id, providerId, externalId, receivedAt }: { id: string; providerId: string; externalId: string; receivedAt: Date },
+): SignalView {
+  const { content } = step;
+  return {
+    id,
+    seq: Number(step.seq),
+    provider: providerId,
+    external_id: externalId,
+    symbol: content.symbol,
+    market: content.market,
+    side: content.side,
+    entry: content.entry,
+    stop_loss: content.stopLoss,
+    take_profits: content.takeProfits,
+    confidence: content.confidence,
+    timeframe: content.timeframe,
+    note: content.note,
+    premium: content.minTier !== 'free',
+    status: content.status,
+    version: step.version,
+    issued_at: content.issuedAt.toISOString(),
+    received_at: receivedAt.toISOString(),
+    expires_at: content.expiresAt?.toISOString() ?? null,
+  };
+}
+
 export interface SignalQuery {
   afterSeq: number;
   minTiers: Tier[];
@@ -58,107 +100,98 @@ export class SignalsRepository {
   constructor(private readonly database: DatabaseService) {}
 
   /**
-   * Upserts a batch in one transaction. The counter row is locked first, so concurrent writers
-   * (other instances) queue behind it: seq values are gapless and become visible in order.
+   * Upserts a batch in one transaction of three statements: lock the counter, read the current
+   * state of the batch's signals, write everything. The counter row is locked first, so concurrent
+   * writers (other instances) queue behind it: seq values are gapless and become visible in order.
+   * Everything a step stores (ids, seq, versions, the broadcast payload) is decided here, so the
+   * write is a single statement and returns nothing to read back.
    */
   writeBatch(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
     return this.database.prisma.$transaction(async (tx) => {
       const [counter] = await tx.$queryRaw<{ value: bigint }[]>`
         SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`;
-      const externalIds = new Map<string, string[]>();
-      for (const { providerId, input } of requests) {
-        externalIds.set(providerId, [...(externalIds.get(providerId) ?? []), input.external_id]);
-      }
-      const rows = new Map<string, Signal>();
-      const existing = await tx.signal.findMany({
-        where: { OR: [...externalIds].map(([providerId, ids]) => ({ providerId, externalId: { in: ids } })) },
-      });
-      for (const row of existing) rows.set(signalKey(row.providerId, row.externalId), row);
-      const hashes = new Map<string, Set<string>>();
-      if (existing.length > 0) {
-        const revisions = await tx.signalRevision.findMany({
-          where: { signalId: { in: existing.map((row) => row.id) } },
-          select: { signalId: true, contentHash: true },
-        });
-        for (const { signalId, contentHash } of revisions) {
-          hashes.set(signalId, (hashes.get(signalId) ?? new Set()).add(contentHash));
-        }
-      }
-      const stored = new Map(
-        existing.map((row) => [
-          signalKey(row.providerId, row.externalId),
-          { version: row.version, hashes: hashes.get(row.id) ?? new Set<string>() },
-        ]),
-      );
+      const stored = await this.currentSignals(tx, requests);
+      /** What an `unchanged` step answers and an update builds on: the latest version so far. */
+      const latest = new Map<string, Pick<CurrentSignal, 'id' | 'signal' | 'minTier'>>(stored);
 
-      // New signals are inserted together (one statement per run of creates); an update of a
-      // signal created earlier in the same batch first flushes the inserts it depends on.
-      type Slot = { result: WriteOutcome['result']; key: string; row?: Signal; seq?: bigint; hash?: string; receivedAt?: Date };
-      const slots: Slot[] = [];
-      const pendingCreates: { slot: Slot; data: Prisma.SignalCreateManyInput }[] = [];
-      const flushCreates = async () => {
-        if (pendingCreates.length === 0) return;
-        const created = await tx.signal.createManyAndReturn({ data: pendingCreates.map((pending) => pending.data) });
-        const byKey = new Map(created.map((row) => [signalKey(row.providerId, row.externalId), row]));
-        for (const { slot } of pendingCreates) {
-          slot.row = byKey.get(slot.key)!;
-          rows.set(slot.key, slot.row);
-        }
-        pendingCreates.length = 0;
-      };
+      const outcomes: WriteOutcome[] = [];
+      const signals = new Map<string, Record<string, unknown>>();
+      const revisions: Record<string, unknown>[] = [];
       let lastSeq = counter!.value;
       for (const step of planWrites(requests, stored, lastSeq)) {
-        const key = signalKey(step.request.providerId, step.request.input.external_id);
+        const { providerId, input } = step.request;
+        const key = signalKey(providerId, input.external_id);
         if (step.kind === 'unchanged') {
-          if (pendingCreates.some((pending) => pending.slot.key === key)) await flushCreates();
-          slots.push({ result: 'unchanged', key, row: rows.get(key) });
+          outcomes.push({ result: 'unchanged', ...latest.get(key)! });
           continue;
         }
-        const receivedAt = new Date();
-        const slot: Slot = { result: step.kind === 'create' ? 'created' : 'updated', key, seq: step.seq, hash: step.hash, receivedAt };
-        slots.push(slot);
-        lastSeq = step.seq;
-        if (step.kind === 'create') {
-          pendingCreates.push({
-            slot,
-            data: {
-              ...step.content,
-              seq: step.seq,
-              providerId: step.request.providerId,
-              externalId: step.request.input.external_id,
-              receivedAt,
-              updatedAt: receivedAt,
-            },
-          });
-          continue;
-        }
-        if (pendingCreates.some((pending) => pending.slot.key === key)) await flushCreates();
-        slot.row = await tx.signal.update({
-          where: { id: rows.get(key)!.id },
-          data: { ...step.content, seq: step.seq, version: step.version, receivedAt, updatedAt: receivedAt },
+        const { content } = step;
+        const id = latest.get(key)?.id ?? randomUUID();
+        const version = step.kind === 'update' ? step.version : 1;
+        const signal = viewOf({ ...step, version }, { id, providerId, externalId: input.external_id, receivedAt: new Date() });
+        latest.set(key, { id, signal, minTier: content.minTier });
+        outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', signal, minTier: content.minTier });
+        // A key written twice in one batch stores its last version; every version gets a revision.
+        signals.set(key, { ...signal, provider_id: providerId, min_tier: content.minTier });
+        revisions.push({
+          signal_id: id,
+          version,
+          seq: signal.seq,
+          content_hash: step.hash,
+          min_tier: content.minTier,
+          payload: signal,
+          received_at: signal.received_at,
         });
-        rows.set(key, slot.row);
+        lastSeq = step.seq;
       }
-      await flushCreates();
-
-      const outcomes: WriteOutcome[] = slots.map((slot) => ({ result: slot.result, row: slot.row ?? rows.get(slot.key)! }));
-      const revisions: Prisma.SignalRevisionCreateManyInput[] = slots
-        .filter((slot) => slot.result !== 'unchanged')
-        .map((slot) => ({
-          signalId: slot.row!.id,
-          version: slot.row!.version,
-          seq: slot.seq!,
-          contentHash: slot.hash!,
-          minTier: slot.row!.minTier,
-          payload: toSignalView(slot.row!) as unknown as Prisma.InputJsonValue,
-          receivedAt: slot.receivedAt!,
-        }));
       if (revisions.length > 0) {
-        await tx.signalRevision.createMany({ data: revisions });
-        await tx.sequenceCounter.update({ where: { name: 'signal' }, data: { value: lastSeq } });
+        await tx.$executeRaw`
+          WITH upserted AS (
+            INSERT INTO signals (id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
+                                 confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, updated_at)
+            SELECT id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
+                   confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, received_at
+            FROM jsonb_to_recordset(${JSON.stringify([...signals.values()])}::jsonb) AS s(
+              id uuid, seq bigint, provider_id uuid, external_id text, symbol text, market text, side "SignalSide",
+              entry numeric, stop_loss numeric, take_profits numeric[], confidence int, timeframe text, note text,
+              min_tier "Tier", status "SignalStatus", version int, issued_at timestamptz, received_at timestamptz,
+              expires_at timestamptz)
+            ON CONFLICT (id) DO UPDATE SET
+              seq = excluded.seq, symbol = excluded.symbol, market = excluded.market, side = excluded.side,
+              entry = excluded.entry, stop_loss = excluded.stop_loss, take_profits = excluded.take_profits,
+              confidence = excluded.confidence, timeframe = excluded.timeframe, note = excluded.note,
+              min_tier = excluded.min_tier, status = excluded.status, version = excluded.version,
+              issued_at = excluded.issued_at, received_at = excluded.received_at, expires_at = excluded.expires_at,
+              updated_at = excluded.updated_at
+          ), revisions AS (
+            INSERT INTO signal_revisions (signal_id, version, seq, content_hash, min_tier, payload, received_at)
+            SELECT signal_id, version, seq, content_hash, min_tier, payload, received_at
+            FROM jsonb_to_recordset(${JSON.stringify(revisions)}::jsonb) AS r(
+              signal_id uuid, version int, seq bigint, content_hash text, min_tier "Tier", payload jsonb, received_at timestamptz)
+          )
+          UPDATE sequence_counters SET value = ${lastSeq} WHERE name = 'signal'`;
       }
       return outcomes;
     });
+  }
+
+  /** The stored state of the batch's signals, by `signalKey`: one query, the current payload from its revision. */
+  private async currentSignals(tx: Prisma.TransactionClient, requests: readonly WriteRequest[]): Promise<Map<string, CurrentSignal>> {
+    const rows = await tx.$queryRaw<
+      { id: string; provider_id: string; external_id: string; version: number; min_tier: Tier; payload: SignalView; hashes: string[] }[]
+    >`
+      SELECT s.id, s.provider_id, s.external_id, s.version, r.min_tier, r.payload,
+             ARRAY(SELECT h.content_hash FROM signal_revisions h WHERE h.signal_id = s.id) AS hashes
+      FROM signals s
+      JOIN signal_revisions r ON r.signal_id = s.id AND r.version = s.version
+      WHERE (s.provider_id, s.external_id) IN (
+        SELECT * FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[]))`;
+    return new Map(
+      rows.map((row) => [
+        signalKey(row.provider_id, row.external_id),
+        { id: row.id, version: row.version, hashes: new Set(row.hashes), signal: row.payload, minTier: row.min_tier },
+      ]),
+    );
   }
 
   /** Signals after a seq, oldest first, limited to the tiers a reader may see and a filter. */

@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { AppError } from '../common/app-error.js';
-import type { Signal } from '../generated/prisma/client.js';
 import { signalRow } from '../testing/signal-row.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { syncSignalSchema } from './signal.dto.js';
 import type { SignalEvent } from './signal.types.js';
-import type { SignalsRepository, WriteOutcome } from './signals.repository.js';
+import { toSignalView, type SignalsRepository, type WriteOutcome } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
 import type { WriteRequest } from './sync-plan.js';
 
@@ -23,10 +22,14 @@ const input = (externalId: string) =>
   });
 
 let seq = 0;
-const row = (request: WriteRequest): Signal =>
-  signalRow(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id });
+const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'> => ({
+  signal: toSignalView(
+    signalRow(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id }),
+  ),
+  minTier: 'free',
+});
 
-const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', row: row(r) }));
+const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', ...stored(r) }));
 
 function setup(writeBatch: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>) {
   const repository = strictMock<SignalsRepository>({ writeBatch });
@@ -57,7 +60,7 @@ describe('SignalsService (group commit)', () => {
 
   it('publishes every stored signal in seq order before answering, and skips unchanged ones', async () => {
     const { service, published } = setup(async (requests) =>
-      requests.map((r, i) => (i === 1 ? { result: 'unchanged' as const, row: row(r) } : { result: 'created' as const, row: row(r) })),
+      requests.map((r, i) => ({ result: i === 1 ? ('unchanged' as const) : ('created' as const), ...stored(r) })),
     );
     const results = await service.syncEach('p', [input('x'), input('y'), input('z')]);
     expect(results.map((r) => r.status === 'fulfilled' && r.value.result)).toEqual(['created', 'unchanged', 'created']);

@@ -8,7 +8,7 @@ import { visibleMinTiers } from './entitlement.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
-import { SignalsRepository, toSignalView, type WriteOutcome } from './signals.repository.js';
+import { SignalsRepository, type WriteOutcome } from './signals.repository.js';
 import type { WriteRequest } from './sync-plan.js';
 
 interface PendingWrite {
@@ -55,7 +55,7 @@ export class SignalsService implements BeforeApplicationShutdown {
         new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
     );
     this.writing ??= this.drain();
-    return Promise.allSettled(results.map((result) => result.then(({ result, row }) => ({ result, signal: toSignalView(row) }))));
+    return Promise.allSettled(results.map((result) => result.then(({ result, signal }) => ({ result, signal }))));
   }
 
   /** Upserts one signal. */
@@ -118,14 +118,9 @@ export class SignalsService implements BeforeApplicationShutdown {
       group[0]!.reject(new AppError('internal_error', 'The signal could not be stored'));
       return;
     }
-    for (const { result, row } of outcomes) {
+    for (const { result, signal, minTier } of outcomes) {
       if (result === 'unchanged') continue;
-      const event: SignalEvent = {
-        type: result === 'created' ? 'signal' : 'signal_update',
-        seq: Number(row.seq),
-        minTier: row.minTier,
-        signal: toSignalView(row),
-      };
+      const event: SignalEvent = { type: result === 'created' ? 'signal' : 'signal_update', seq: signal.seq, minTier, signal };
       await this.bus.publishSignal(event).catch((error: Error) => {
         this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
       });
