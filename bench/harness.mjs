@@ -2,7 +2,7 @@
 // The benchmark harness: signalcast's production build next to the ceiling (a bare `ws`
 // broadcaster) and the peer (Socket.IO), driven by the same client processes. See README
 // "Performance". Usage:
-//   npm run bench -- [--scenario latency|burst|ingest|scale|smoke] [--sockets 1000,5000]
+//   npm run bench -- [--scenario latency|burst|ingest|ingest-batch|scale|smoke] [--sockets 1000,5000]
 //                    [--targets signalcast,bare-ws,socketio] [--signals 20] [--rate 2] [--out file]
 //                    [--profile dir]   (writes a V8 CPU profile of each server process to dir)
 //                    [--batch 10]      (signals per sync request: the batch endpoint when > 1)
