@@ -132,6 +132,45 @@ async function inParallel(items, concurrency, fn) {
 }
 
 // ---------------------------------------------------------------- targets
+/** The n-th signal a provider sends (one in three premium). */
+function syncBody(n, externalId) {
+  return {
+    external_id: externalId,
+    symbol: SYMBOLS[n % SYMBOLS.length],
+    market: 'crypto',
+    side: 'long',
+    entry: '64250.5',
+    stop_loss: '63100',
+    take_profits: ['65500', '67000'],
+    confidence: 75,
+    timeframe: '4h',
+    note: 'benchmark signal',
+    premium: n % 3 === 1,
+    issued_at: new Date().toISOString(),
+  };
+}
+
+/**
+ * What the baselines broadcast: a message shaped like signalcast's `signal` message, field for
+ * field, so the clients parse the same JSON for every target.
+ */
+function wireSignal(seq) {
+  const { premium: _premium, ...body } = syncBody(seq, `bench-${seq}`);
+  const at = new Date().toISOString();
+  return {
+    type: 'signal',
+    id: '0b9f6c1e-6a36-4c55-9a57-3f1a1f3f8c21',
+    seq,
+    provider: '5d2f3a9e-0c8b-4a41-8e33-2b7c4d1e9f60',
+    ...body,
+    premium: false,
+    status: 'active',
+    version: 1,
+    received_at: at,
+    expires_at: null,
+  };
+}
+
 /** signalcast: the production build, its own database, users and a provider made through the admin API. */
 async function startSignalcast(socketCount) {
   const port = await freePort();
@@ -217,23 +256,7 @@ async function startSignalcast(socketCount) {
      * resolves with what each one became.
      */
     async send(i) {
-      const bodies = Array.from({ length: scenario.batch }, (_, k) => {
-        const n = i * scenario.batch + k;
-        return {
-          external_id: `bench-${process.pid}-${++seq}`,
-          symbol: SYMBOLS[n % SYMBOLS.length],
-          market: 'crypto',
-          side: 'long',
-          entry: '64250.5',
-          stop_loss: '63100',
-          take_profits: ['65500', '67000'],
-          confidence: 75,
-          timeframe: '4h',
-          note: 'benchmark signal',
-          premium: n % 3 === 1,
-          issued_at: new Date().toISOString(),
-        };
-      });
+      const bodies = Array.from({ length: scenario.batch }, (_, k) => syncBody(i * scenario.batch + k, `bench-${process.pid}-${++seq}`));
       const single = bodies.length === 1;
       const response = single
         ? await api(base, 'POST', '/api/v1/external-signals/sync/signal', { apiKey, body: bodies[0] })
@@ -258,8 +281,6 @@ async function startBaseline(name, script, socketCount) {
   const child = track(spawn(command, argv, { env: { ...process.env, PORT: String(port) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] }));
   await new Promise((resolve) => child.once('message', resolve));
   const base = `http://127.0.0.1:${port}`;
-  // A payload of the size of a signalcast signal message.
-  const padding = 'x'.repeat(420);
   return {
     name,
     kind: name === 'socketio' ? 'socketio' : 'ws',
@@ -268,7 +289,7 @@ async function startBaseline(name, script, socketCount) {
     clients: Array.from({ length: socketCount }, () => ({ tier: 'all', token: '' })),
     async send(i) {
       const seq = i + 1;
-      const response = await fetch(`${base}/publish`, { method: 'POST', body: JSON.stringify({ seq, padding }) });
+      const response = await fetch(`${base}/publish`, { method: 'POST', body: JSON.stringify(wireSignal(seq)) });
       await response.text();
       return [{ seq, premium: false, symbol: undefined }];
     },

@@ -34,31 +34,34 @@ interface WsInternals {
 }
 
 /**
- * Write coalescing: the first write to a socket in a turn of the event loop corks it, and all
- * corked sockets are uncorked together right after. A burst of signals delivered in one turn then
- * leaves each socket as one `writev` instead of one syscall per frame; each frame is still its
- * own WebSocket message, in order.
+ * Write coalescing: the first frame written to a socket in a turn of the event loop goes straight
+ * out, as a plain broadcast would write it; a second frame in the same turn corks the socket, and
+ * all corked sockets are uncorked together right after the turn. A burst of signals delivered in
+ * one turn then leaves each socket as two writes instead of one syscall per frame, while a single
+ * signal costs no more than a plain write; each frame is still its own WebSocket message, in order.
  */
-/** Sockets corked in this turn, with the bytes written to them since. */
-const corked = new Map<NetSocket, number>();
-let uncorkScheduled = false;
+/** Sockets written in this turn, with the bytes held behind their cork (0: written once, not corked). */
+const writtenThisTurn = new Map<NetSocket, number>();
+let turnEndScheduled = false;
 
-function uncorkAll(): void {
-  uncorkScheduled = false;
-  for (const socket of corked.keys()) socket.uncork();
-  corked.clear();
+function endTurn(): void {
+  turnEndScheduled = false;
+  for (const [socket, held] of writtenThisTurn) if (held > 0) socket.uncork();
+  writtenThisTurn.clear();
 }
 
-function writeCorked(socket: NetSocket, frame: Buffer): void {
-  const written = corked.get(socket);
-  if (written === undefined) {
-    socket.cork();
-    if (!uncorkScheduled) {
-      uncorkScheduled = true;
-      setImmediate(uncorkAll);
+function writeCoalesced(socket: NetSocket, frame: Buffer): void {
+  const held = writtenThisTurn.get(socket);
+  if (held === undefined) {
+    writtenThisTurn.set(socket, 0);
+    if (!turnEndScheduled) {
+      turnEndScheduled = true;
+      setImmediate(endTurn);
     }
+  } else {
+    if (held === 0) socket.cork();
+    writtenThisTurn.set(socket, held + frame.length);
   }
-  corked.set(socket, (written ?? 0) + frame.length);
   socket.write(frame);
 }
 
@@ -68,7 +71,7 @@ function writeCorked(socket: NetSocket, frame: Buffer): void {
  */
 export function unsentBytes(socket: WebSocket): number {
   const net = (socket as unknown as WsInternals)._socket;
-  return socket.bufferedAmount - (net ? (corked.get(net) ?? 0) : 0);
+  return socket.bufferedAmount - (net ? (writtenThisTurn.get(net) ?? 0) : 0);
 }
 
 /**
@@ -79,7 +82,7 @@ export function unsentBytes(socket: WebSocket): number {
 export function writeFramed(socket: WebSocket, message: FramedMessage): void {
   const internals = socket as unknown as WsInternals;
   if (internals._sender?._state === 0 && internals._socket?.writable) {
-    writeCorked(internals._socket, message.frame);
+    writeCoalesced(internals._socket, message.frame);
     return;
   }
   socket.send(message.payload, { binary: false });
