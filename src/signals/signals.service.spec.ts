@@ -58,7 +58,7 @@ describe('SignalsService (group commit)', () => {
     ]);
   });
 
-  it('publishes every stored signal in seq order before answering, and skips unchanged ones', async () => {
+  it('publishes every stored signal in seq order, and skips unchanged ones', async () => {
     const { service, published } = setup(async (requests) =>
       requests.map((r, i) => ({ result: i === 1 ? ('unchanged' as const) : ('created' as const), ...stored(r) })),
     );

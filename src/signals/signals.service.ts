@@ -1,3 +1,4 @@
+import { setImmediate } from 'node:timers/promises';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
 import { MessageBus } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
@@ -22,9 +23,11 @@ const GROUP_COMMIT_MAX = 500;
 
 /**
  * Stores signals, then publishes them. Sync calls queue up and one loop writes them in group
- * commits: while one transaction runs, the next calls gather and go together in the next one. The
- * loop publishes each group in seq order after its commit, before answering the callers: a socket
- * never sees an uncommitted signal, and this instance publishes in seq order.
+ * commits: while one transaction runs, the next calls gather and go together in the next one. After
+ * each commit the loop answers the group's callers, then publishes the group in seq order: a socket
+ * never sees an uncommitted signal, this instance publishes in seq order, and a provider's answer
+ * does not wait for the delivery to this instance's sockets (the fan-out to thousands of sockets
+ * takes far longer than the commit).
  */
 @Injectable()
 export class SignalsService implements BeforeApplicationShutdown {
@@ -118,6 +121,9 @@ export class SignalsService implements BeforeApplicationShutdown {
       group[0]!.reject(new AppError('internal_error', 'The signal could not be stored'));
       return;
     }
+    group.forEach((pending, i) => pending.resolve(outcomes[i]!));
+    // One turn of the event loop lets those answers go out before the fan-out begins.
+    await setImmediate();
     for (const { result, signal, minTier } of outcomes) {
       if (result === 'unchanged') continue;
       const event: SignalEvent = { type: result === 'created' ? 'signal' : 'signal_update', seq: signal.seq, minTier, signal };
@@ -125,6 +131,5 @@ export class SignalsService implements BeforeApplicationShutdown {
         this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
       });
     }
-    group.forEach((pending, i) => pending.resolve(outcomes[i]!));
   }
 }
