@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { AppError } from '../common/app-error.js';
 import { signalRow } from '../testing/signal-row.js';
@@ -58,13 +58,14 @@ describe('SignalsService (group commit)', () => {
     ]);
   });
 
-  it('publishes every stored signal in seq order, and skips unchanged ones', async () => {
+  it('answers first, then publishes every stored signal in seq order, skipping unchanged ones', async () => {
     const { service, published } = setup(async (requests) =>
       requests.map((r, i) => ({ result: i === 1 ? ('unchanged' as const) : ('created' as const), ...stored(r) })),
     );
     const results = await service.syncEach('p', [input('x'), input('y'), input('z')]);
     expect(results.map((r) => r.status === 'fulfilled' && r.value.result)).toEqual(['created', 'unchanged', 'created']);
-    expect(published.map((e) => e.signal.external_id)).toEqual(['x', 'z']);
+    expect(published).toEqual([]);
+    await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['x', 'z']));
     expect(published[0]!.seq).toBeLessThan(published[1]!.seq);
   });
 
@@ -75,6 +76,7 @@ describe('SignalsService (group commit)', () => {
     const error = await service.sync('p', input('a')).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(AppError);
     expect((error as AppError).code).toBe('database_unavailable');
+    await new Promise((resolve) => setImmediate(resolve));
     expect(published).toEqual([]);
   });
 
@@ -86,7 +88,7 @@ describe('SignalsService (group commit)', () => {
     const results = await service.syncEach('p', [input('ok-1'), input('bad'), input('ok-2')]);
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     expect((results[1] as PromiseRejectedResult).reason).toMatchObject({ code: 'internal_error' });
-    expect(published.map((e) => e.signal.external_id)).toEqual(['ok-1', 'ok-2']);
+    await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['ok-1', 'ok-2']));
     expect(repository.writeBatch).toHaveBeenCalledTimes(4);
   });
 
