@@ -101,10 +101,6 @@ export class ConnectionRegistry {
     return this.byUser.keys();
   }
 
-  socketsOf(userId: string): ReadonlySet<Connection> | undefined {
-    return this.byUser.get(userId);
-  }
-
   all(): IterableIterator<Connection> {
     return this.bySocket.values();
   }

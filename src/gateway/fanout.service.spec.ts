@@ -37,6 +37,9 @@ class FakeSocket {
   }
 }
 
+/** The seqs a fake socket was sent (it gets the JSON text: the fallback path of `writeFramed`). */
+const seqsOf = (socket: FakeSocket) => socket.sent.map((bytes) => JSON.parse(bytes.toString()).seq);
+
 const CONFIG: Record<string, number> = {
   TIER_CACHE_MAX: 1000,
   TIER_CACHE_TTL_MS: 60_000,
@@ -44,6 +47,23 @@ const CONFIG: Record<string, number> = {
   WS_REPLAY_MAX: 100,
   BUS_CATCHUP_INTERVAL_MS: 60_000,
 };
+
+/**
+ * Makes the next tier query wait until `release.now()`, then answer `tier` for every id;
+ * `release.started` settles once that query is in flight.
+ */
+function holdNextTierQuery(users: ReturnType<typeof setup>['users'], tier: Tier) {
+  let open!: () => void;
+  let markStarted!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  const started = new Promise<void>((resolve) => (markStarted = resolve));
+  users.findTiers.mockImplementationOnce(async (ids) => {
+    markStarted();
+    await opened;
+    return new Map([...ids].map((id) => [id, tier]));
+  });
+  return { started, now: () => open() };
+}
 
 function setup(tiers: Record<string, Tier>) {
   const users = strictMock<UsersRepository>({
@@ -112,11 +132,10 @@ describe('FanoutService', () => {
     await publish('pro', 'BTC');
     await publish('free', 'BTC');
     await publish('free', 'ETH');
-    const seqs = (socket: FakeSocket) => socket.sent.map((bytes) => JSON.parse(bytes.subarray(bytes.indexOf('{')).toString()).seq);
-    expect(seqs(freeBtc)).toEqual([2]);
-    expect(seqs(proBtc)).toEqual([1, 2]);
-    expect(seqs(proEth)).toEqual([3]);
-    expect(seqs(proAll)).toEqual([1, 2, 3]);
+    expect(seqsOf(freeBtc)).toEqual([2]);
+    expect(seqsOf(proBtc)).toEqual([1, 2]);
+    expect(seqsOf(proEth)).toEqual([3]);
+    expect(seqsOf(proAll)).toEqual([1, 2, 3]);
   });
 
   it('keeps delivering to others when a socket fails, and drops the failing one', async () => {
@@ -139,15 +158,11 @@ describe('FanoutService', () => {
     await fanout.tiersOfConnectedUsers(); // caches 'cached'
     const freshSocket = connect('fresh');
 
-    let release!: () => void;
-    users.findTiers.mockImplementationOnce(async (ids) => {
-      await new Promise<void>((resolve) => (release = resolve));
-      return new Map([...ids].map((id) => [id, 'pro' as Tier]));
-    });
+    const release = holdNextTierQuery(users, 'pro');
     const delivery = publish('pro');
-    await vi.waitFor(() => expect(release).toBeDefined());
+    await release.started;
     await bus.publishUserChange({ userId: 'cached', tier: 'basic' });
-    release();
+    release.now();
     await delivery;
     expect(cachedSocket.sent).toHaveLength(1); // only the regular signal
     expect(freshSocket.sent).toHaveLength(1);
@@ -163,8 +178,7 @@ describe('FanoutService', () => {
     await bus.publishSignal(lost1!); // a late duplicate
     await vi.waitFor(() => expect(fanout.deliveredSeq).toBe(4));
     await fanout.catchUp();
-    const seqs = socket.sent.map((bytes) => JSON.parse(bytes.toString()).seq);
-    expect(seqs).toEqual([1, 2, 3, 4]);
+    expect(seqsOf(socket)).toEqual([1, 2, 3, 4]);
     expect(fanout.gapsRefilled).toBe(2);
     void lost2;
   });
@@ -173,17 +187,13 @@ describe('FanoutService', () => {
     const { users, registry, fanout, connect, publish } = setup({ early: 'pro', late: 'pro' });
     await fanout.onModuleInit();
     const early = connect('early');
-    let release!: () => void;
-    users.findTiers.mockImplementationOnce(async (ids) => {
-      await new Promise<void>((resolve) => (release = resolve));
-      return new Map([...ids].map((id) => [id, 'pro' as Tier]));
-    });
+    const release = holdNextTierQuery(users, 'pro');
     const delivery = publish('pro');
-    await vi.waitFor(() => expect(release).toBeDefined());
+    await release.started;
     // As the gateway does: the tier is cached at connect, then the socket is registered.
     await fanout['tiers'].getMany(['late']).catch(() => undefined);
     const late = connect('late');
-    release();
+    release.now();
     await delivery;
     expect(early.sent).toHaveLength(1);
     expect(late.sent).toHaveLength(1);
@@ -201,7 +211,7 @@ describe('FanoutService', () => {
     await bus.publishSignal(third!);
     await vi.waitFor(() => expect(signals.revisionsBetween).toHaveBeenCalledTimes(3), { timeout: 3_000 });
     await fanout.catchUp(); // queued behind the failed attempt; the database answers now
-    expect(socket.sent.map((bytes) => JSON.parse(bytes.toString()).seq)).toEqual([1, 2, 3]);
+    expect(seqsOf(socket)).toEqual([1, 2, 3]);
   });
 
   it('catches up on signals stored but never published', async () => {
