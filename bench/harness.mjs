@@ -4,6 +4,8 @@
 // "Performance". Usage:
 //   npm run bench -- [--scenario latency|burst|ingest|ingest-batch|scale|smoke] [--sockets 1000,5000]
 //                    [--targets signalcast,bare-ws,socketio] [--signals 20] [--rate 2] [--out file]
+//                    (a target written `name:single` sends 20 signals at 2/s whatever the scenario
+//                     says: the burst scenario measures the ceiling's one-at-a-time rate that way)
 //                    [--profile dir]   (writes a V8 CPU profile of each server process to dir)
 //                    [--batch 10]      (signals per sync request: the batch endpoint when > 1)
 //                    [--symbols 50 --follow 2]  (signals spread over 50 symbols; each socket
@@ -30,11 +32,13 @@ const args = Object.fromEntries(
 const SCENARIOS = {
   smoke: { sockets: [20], signals: 6, rate: 10, targets: ['signalcast', 'bare-ws', 'socketio'] },
   latency: { sockets: [1000, 5000, 10000], signals: 20, rate: 2, targets: ['signalcast', 'bare-ws', 'socketio'] },
-  burst: { sockets: [5000], signals: 100, rate: 0, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  burst: { sockets: [5000], signals: 100, rate: 0, targets: ['signalcast', 'bare-ws', 'socketio', 'bare-ws:single'] },
   // Every socket takes every signal its tier allows, one signal per POST: the issue's ingest case.
   ingest: { sockets: [1000], signals: 3000, rate: 0, concurrency: 64, targets: ['signalcast'] },
   // How a busy provider would send (10 signals per POST) to subscribers who follow a few symbols.
   'ingest-batch': { sockets: [1000], signals: 20000, rate: 0, concurrency: 64, batch: 10, symbols: 50, follow: 2, targets: ['signalcast'] },
+  // The same, offered at the target rate (2,000 signals/s) instead of as fast as answered.
+  'ingest-rate': { sockets: [1000], signals: 20000, rate: 2000, batch: 10, symbols: 50, follow: 2, targets: ['signalcast'] },
   scale: { sockets: [19900], signals: 2, rate: 1, targets: ['signalcast', 'bare-ws', 'socketio'] },
 };
 const scenarioName = args.scenario ?? 'latency';
@@ -255,8 +259,8 @@ async function startSignalcast(socketCount) {
      * Sends signals i..i+batch-1 through the real sync endpoint (the batch endpoint when batch > 1);
      * resolves with what each one became.
      */
-    async send(i) {
-      const bodies = Array.from({ length: scenario.batch }, (_, k) => syncBody(i * scenario.batch + k, `bench-${process.pid}-${++seq}`));
+    async send(i, batch) {
+      const bodies = Array.from({ length: batch }, (_, k) => syncBody(i * batch + k, `bench-${process.pid}-${++seq}`));
       const single = bodies.length === 1;
       const response = single
         ? await api(base, 'POST', '/api/v1/external-signals/sync/signal', { apiKey, body: bodies[0] })
@@ -300,7 +304,12 @@ async function startBaseline(name, script, socketCount) {
   };
 }
 
+/** How a target sends: the scenario's plan, or one signal at a time for a `name:single` target. */
+const SINGLE = { signals: 20, rate: 2, batch: 1 };
+const planOf = (targetName) => (targetName.endsWith(':single') ? { ...scenario, ...SINGLE } : scenario);
+
 function startTarget(name, sockets) {
+  name = name.replace(/:single$/, '');
   if (name === 'signalcast') return startSignalcast(sockets);
   if (name === 'bare-ws') return startBaseline('bare-ws', 'baseline-ws.mjs', sockets);
   if (name === 'socketio') return startBaseline('socketio', 'baseline-socketio.mjs', sockets);
@@ -327,11 +336,12 @@ const round = (value, digits = 1) => (Number.isFinite(value) ? Number(value.toFi
 const visible = (tier, premium) => !premium || tier === 'pro' || tier === 'elite' || tier === 'all';
 
 async function runOne(targetName, socketCount) {
+  const plan = planOf(targetName);
   const target = await startTarget(targetName, socketCount);
   const workers = await startWorkers(Math.ceil(socketCount / SOCKETS_PER_WORKER));
   try {
     // Warm-up before any socket exists (JIT, connection pools): not measured, not delivered.
-    for (let i = 0; i < WARMUP_SIGNALS; i++) await target.send(i);
+    for (let i = 0; i < WARMUP_SIGNALS; i++) await target.send(i, plan.batch);
     await sleep(500);
     const idleBefore = processStats(target.pid);
     const connectStarted = now();
@@ -354,16 +364,16 @@ async function runOne(targetName, socketCount) {
     const runStarted = now();
     const sendOne = async (i) => {
       const started = now();
-      const signals = await target.send(i);
+      const signals = await target.send(i, plan.batch);
       const finished = now();
       for (const { seq, premium, symbol } of signals) sent.set(seq, { at: started, premium, symbol });
       responses.push(finished - started);
     };
-    const requests = Math.ceil(scenario.signals / scenario.batch);
-    if (scenario.rate > 0) {
+    const requests = Math.ceil(plan.signals / plan.batch);
+    if (plan.rate > 0) {
       const inFlight = [];
       for (let i = 0; i < requests; i++) {
-        const due = runStarted + (i * 1000) / scenario.rate;
+        const due = runStarted + (i * plan.batch * 1000) / plan.rate;
         await sleep(Math.max(0, due - now()));
         inFlight.push(sendOne(i));
       }
@@ -371,7 +381,7 @@ async function runOne(targetName, socketCount) {
     } else {
       await inParallel(
         Array.from({ length: requests }, (_, i) => i),
-        scenario.concurrency ?? 50,
+        plan.concurrency ?? 50,
         sendOne,
       );
     }
@@ -506,6 +516,13 @@ function ratios(results) {
           `(fan-out alone ${round(sc.fanout_deliveries_per_s_p50 / other.fanout_deliveries_per_s_p50, 2)}x), ` +
           `last-delivery p99 ${round(sc.last_delivery_ms.p99 / other.last_delivery_ms.p99, 2)}x, ` +
           `RSS/conn ${round(sc.rss_idle_bytes_per_connection / other.rss_idle_bytes_per_connection, 2)}x`,
+      );
+    }
+    const single = of('bare-ws:single');
+    if (sc && single) {
+      lines.push(
+        `N=${n} signalcast deliveries/s / the ceiling's one signal at a time (bare-ws:single): ` +
+          `${round(sc.deliveries_per_s / single.single_signal_deliveries_per_s_p50, 2)}x`,
       );
     }
   }

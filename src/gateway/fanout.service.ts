@@ -32,6 +32,8 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(FanoutService.name);
   private unsubscribe?: Unsubscribe;
   private chain: Promise<void> = Promise.resolve();
+  /** Bus events queued behind the one being delivered: while there are some, writes are held and coalesced. */
+  private eventsWaiting = 0;
   private readonly maxBufferedBytes: number;
   private readonly maxBacklog: number;
   readonly startedAt = Date.now();
@@ -60,7 +62,13 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   async onModuleInit(): Promise<void> {
     this.deliveredSeq = await this.signals.latestStoredSeq();
     const unsubscribes = [
-      this.bus.onSignal((event) => this.enqueue(() => this.deliver(event))),
+      this.bus.onSignal((event) => {
+        this.eventsWaiting++;
+        void this.enqueue(() => {
+          this.eventsWaiting--;
+          return this.deliver(event);
+        });
+      }),
       this.bus.onRecover(() => this.catchUp()),
     ];
     this.catchUpTimer = setInterval(() => this.catchUp(), this.catchUpIntervalMs);
@@ -133,6 +141,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     const bytes = frameText(encode(event.type, event.signal));
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
     const tiers = event.minTier === 'free' ? undefined : await this.tiersOfConnectedUsers();
+    const moreFollow = this.eventsWaiting > 0;
     // Walk the registry as it is now: a socket that registered during the lookup had its tier
     // cached at connect, and its welcome promised it every seq above the one delivered before.
     for (const sockets of this.registry.audienceOf(event.signal.symbol)) {
@@ -141,7 +150,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
           const tier = tiers.get(connection.userId) ?? this.tiers.peek(connection.userId);
           if (!tier || !canSee(tier, event.minTier)) continue;
         }
-        this.offer(connection, event, bytes);
+        this.offer(connection, event, bytes, moreFollow);
       }
     }
   }
@@ -151,7 +160,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     return this.tiers.getMany(this.registry.userIds());
   }
 
-  private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage): void {
+  private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage, moreFollow: boolean): void {
     if (event.seq <= connection.lastSeq) return;
     switch (connection.phase) {
       case 'idle':
@@ -162,7 +171,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         return;
       case 'live':
         connection.lastSeq = event.seq;
-        if (matchesFilter(connection.filter, event.signal)) this.send(connection, bytes);
+        if (matchesFilter(connection.filter, event.signal)) this.send(connection, bytes, moreFollow);
     }
   }
 
@@ -171,16 +180,19 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     if (event.seq <= connection.lastSeq) return false;
     connection.lastSeq = event.seq;
     if (!matchesFilter(connection.filter, event.signal)) return false;
-    this.send(connection, frameText(encode(event.type, event.signal)));
+    this.send(connection, frameText(encode(event.type, event.signal)), true);
     return true;
   }
 
-  /** Sends an already-framed message; a socket that cannot keep up is cut off, never waited for. */
-  send(connection: Connection, message: FramedMessage): void {
+  /**
+   * Sends an already-framed message; a socket that cannot keep up is cut off, never waited for.
+   * `moreFollow`: more messages are about to be sent in this turn (see `writeFramed`).
+   */
+  send(connection: Connection, message: FramedMessage, moreFollow = false): void {
     const { socket } = connection;
     if (socket.readyState !== WebSocket.OPEN) return;
     try {
-      writeFramed(socket, message);
+      writeFramed(socket, message, moreFollow);
       this.messagesDelivered++;
     } catch (error) {
       this.logger.warn(`Dropping a failing socket: ${(error as Error).message}`);

@@ -40,4 +40,20 @@ describe('writeFramed', () => {
     await vi.waitFor(() => expect(pair.received).toHaveLength(5));
     expect(pair.received.map((text) => JSON.parse(text).n)).toEqual([1, 2, 3, 4, 5]);
   });
+
+  it('holds even the first frame when more are known to follow, so the burst leaves as one writev', async () => {
+    const pair = await socketPair();
+    cleanups.push(() => (pair.client.terminate(), pair.server.close()));
+
+    for (let n = 1; n <= 3; n++) writeFramed(pair.serverSide, frameText(`{"n":${n}}`), true);
+    writeFramed(pair.serverSide, frameText('{"n":4}'));
+    expect(pair.writes).not.toHaveBeenCalled();
+    expect(unsentBytes(pair.serverSide)).toBe(0);
+    await nextTurn();
+    expect(pair.writes).not.toHaveBeenCalled();
+    expect(pair.writevs).toHaveBeenCalledTimes(1);
+
+    await vi.waitFor(() => expect(pair.received).toHaveLength(4));
+    expect(pair.received.map((text) => JSON.parse(text).n)).toEqual([1, 2, 3, 4]);
+  });
 });

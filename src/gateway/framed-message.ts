@@ -34,11 +34,12 @@ interface WsInternals {
 }
 
 /**
- * Write coalescing: the first frame written to a socket in a turn of the event loop goes straight
- * out, as a plain broadcast would write it; a second frame in the same turn corks the socket, and
- * all corked sockets are uncorked together right after the turn. A burst of signals delivered in
- * one turn then leaves each socket as two writes instead of one syscall per frame, while a single
- * signal costs no more than a plain write; each frame is still its own WebSocket message, in order.
+ * Write coalescing. A frame written to a socket goes straight out, as a plain broadcast would write
+ * it, unless more frames are known to follow in this turn of the event loop (a burst) or the socket
+ * was already written in this turn: then the socket is corked, and all corked sockets are uncorked
+ * together right after the turn. A burst delivered in one turn leaves each socket as one write
+ * instead of one syscall per frame, while a lone signal costs no more than a plain write; each
+ * frame is still its own WebSocket message, in order.
  */
 /** Sockets written in this turn, with the bytes held behind their cork (0: written once, not corked). */
 const writtenThisTurn = new Map<NetSocket, number>();
@@ -50,17 +51,17 @@ function endTurn(): void {
   writtenThisTurn.clear();
 }
 
-function writeCoalesced(socket: NetSocket, frame: Buffer): void {
+function writeCoalesced(socket: NetSocket, frame: Buffer, moreFollow: boolean): void {
   const held = writtenThisTurn.get(socket);
-  if (held === undefined) {
+  if (held === undefined && !turnEndScheduled) {
+    turnEndScheduled = true;
+    setImmediate(endTurn);
+  }
+  if (held === undefined && !moreFollow) {
     writtenThisTurn.set(socket, 0);
-    if (!turnEndScheduled) {
-      turnEndScheduled = true;
-      setImmediate(endTurn);
-    }
   } else {
-    if (held === 0) socket.cork();
-    writtenThisTurn.set(socket, held + frame.length);
+    if (!held) socket.cork();
+    writtenThisTurn.set(socket, (held ?? 0) + frame.length);
   }
   socket.write(frame);
 }
@@ -77,12 +78,13 @@ export function unsentBytes(socket: WebSocket): number {
 /**
  * Writes the pre-framed bytes straight to the socket when the `ws` sender is idle (nothing queued
  * before it, no compression), which is what `ws.send` would do after framing the payload again.
- * Otherwise, or if the internals are not what we expect, falls back to `ws.send`.
+ * Otherwise, or if the internals are not what we expect, falls back to `ws.send`. `moreFollow`
+ * says that more frames for this socket may follow in this turn, so it is worth holding this one.
  */
-export function writeFramed(socket: WebSocket, message: FramedMessage): void {
+export function writeFramed(socket: WebSocket, message: FramedMessage, moreFollow = false): void {
   const internals = socket as unknown as WsInternals;
   if (internals._sender?._state === 0 && internals._socket?.writable) {
-    writeCoalesced(internals._socket, message.frame);
+    writeCoalesced(internals._socket, message.frame, moreFollow);
     return;
   }
   socket.send(message.payload, { binary: false });

@@ -73,7 +73,7 @@ export class ReplayService {
         });
         for (const row of page) {
           const view = toSignalView(row);
-          this.fanout.send(connection, frameText(encode(row.version > 1 ? 'signal_update' : 'signal', view)));
+          this.fanout.send(connection, frameText(encode(row.version > 1 ? 'signal_update' : 'signal', view)), true);
           connection.lastSeq = view.seq;
           count++;
         }

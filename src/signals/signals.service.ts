@@ -124,12 +124,16 @@ export class SignalsService implements BeforeApplicationShutdown {
     group.forEach((pending, i) => pending.resolve(outcomes[i]!));
     // One turn of the event loop lets those answers go out before the fan-out begins.
     await setImmediate();
-    for (const { result, signal, minTier } of outcomes) {
-      if (result === 'unchanged') continue;
-      const event: SignalEvent = { type: result === 'created' ? 'signal' : 'signal_update', seq: signal.seq, minTier, signal };
-      await this.bus.publishSignal(event).catch((error: Error) => {
-        this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
+    // Published back to back (each call hands its event on synchronously, in call order), so this
+    // instance's fan-out sees the whole group queued and can coalesce each socket's frames.
+    const publishing = outcomes
+      .filter(({ result }) => result !== 'unchanged')
+      .map(({ result, signal, minTier }) => {
+        const event: SignalEvent = { type: result === 'created' ? 'signal' : 'signal_update', seq: signal.seq, minTier, signal };
+        return this.bus.publishSignal(event).catch((error: Error) => {
+          this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
+        });
       });
-    }
+    await Promise.all(publishing);
   }
 }
