@@ -360,6 +360,8 @@ async function runOne(targetName, socketCount) {
     // Send the signals: at `rate` per second, or all at once (rate 0) with bounded concurrency.
     const sent = new Map();
     const responses = [];
+    /** Sync response times by the second (of the run) their request was sent in. */
+    const syncBySecond = Array.from({ length: Math.ceil(plan.rate > 0 ? plan.signals / plan.rate : 0) + 1 }, () => []);
     const cpuBefore = processStats(target.pid);
     const runStarted = now();
     const sendOne = async (i) => {
@@ -368,6 +370,7 @@ async function runOne(targetName, socketCount) {
       const finished = now();
       for (const { seq, premium, symbol } of signals) sent.set(seq, { at: started, premium, symbol });
       responses.push(finished - started);
+      syncBySecond[Math.floor((started - runStarted) / 1000)]?.push(finished - started);
     };
     const requests = Math.ceil(plan.signals / plan.batch);
     if (plan.rate > 0) {
@@ -466,7 +469,12 @@ async function runOne(targetName, socketCount) {
       single_signal_deliveries_per_s_p50: round(quantile(perSignalRate, 0.5), 0),
       fanout_deliveries_per_s_p50: round(quantile(fanoutRate, 0.5), 0),
       ingest_signals_per_s: round(sent.size / sendSeconds, 0),
-      sync_response_ms: { p50: round(quantile(responses, 0.5), 2), p99: round(quantile(responses, 0.99), 2) },
+      sync_response_ms: {
+        p50: round(quantile(responses, 0.5), 2),
+        p99: round(quantile(responses, 0.99), 2),
+        // At a set rate: the p99 of each second, to tell warm-up and hiccups from the steady state.
+        p99_by_second: syncBySecond.map((times) => round(quantile(times.sort((a, b) => a - b), 0.99), 1)),
+      },
       server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / 100 / wall) * 100, 0),
     };
   } finally {

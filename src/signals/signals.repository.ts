@@ -99,18 +99,39 @@ function whereOf({ afterSeq, minTiers, filter }: SignalQuery): Prisma.SignalWher
 export class SignalsRepository {
   constructor(private readonly database: DatabaseService) {}
 
-  /**
-   * Upserts a batch in one transaction of three statements: lock the counter, read the current
-   * state of the batch's signals, write everything. The counter row is locked first, so concurrent
-   * writers (other instances) queue behind it: seq values are gapless and become visible in order.
-   * Everything a step stores (ids, seq, versions, the broadcast payload) is decided here, so the
-   * write is a single statement and returns nothing to read back.
-   */
+  /** Whether two group commits can usefully overlap: not on the embedded database's one connection. */
+  canPipeline(): boolean {
+    return this.database.kind === 'postgresql';
+  }
+
+  /** Upserts a batch in one transaction: see `writeGroup`. */
   writeBatch(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
+    return this.writeGroup(() => requests);
+  }
+
+  /**
+   * Upserts a group in one transaction of three statements: lock the counter, read the current
+   * state of the group's signals, write everything. The counter row is locked first, so concurrent
+   * writers (this instance's next group, other instances) queue behind it: seq values are gapless
+   * and become visible in order. Everything a step stores (ids, seq, versions, the broadcast
+   * payload) is decided here, so the write is a single statement and returns nothing to read back.
+   *
+   * The group is asked for (`take`) only once the lock is held, and `afterRead` is called just
+   * before the write: a writer can open its next transaction there, so that the next BEGIN and
+   * lock wait overlap this write and commit. An error thrown by `take` rolls back having written
+   * nothing.
+   */
+  writeGroup(
+    take: () => readonly WriteRequest[] | Promise<readonly WriteRequest[]>,
+    afterRead?: () => void,
+  ): Promise<WriteOutcome[]> {
     return this.database.prisma.$transaction(async (tx) => {
       const [counter] = await tx.$queryRaw<{ value: bigint }[]>`
         SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`;
+      const requests = await take();
+      if (requests.length === 0) return [];
       const stored = await this.currentSignals(tx, requests);
+      afterRead?.();
       /** What an `unchanged` step answers and an update builds on: the latest version so far. */
       const latest = new Map<string, Pick<CurrentSignal, 'id' | 'signal' | 'minTier'>>(stored);
 
@@ -175,17 +196,26 @@ export class SignalsRepository {
     });
   }
 
-  /** The stored state of the batch's signals, by `signalKey`: one query, the current payload from its revision. */
+  /**
+   * The stored state of the batch's signals, by `signalKey`: one query, the current payload from its
+   * revision. Each key is looked up through the unique index, whatever the batch size: the LATERAL
+   * subqueries with `LIMIT 1` (a no-op, the keys are unique) cannot be flattened into a hash join.
+   * Without that, the planner (without statistics) joined 500 keys by scanning all of `signals`
+   * (measured: 10-16 ms at 50k signals, growing with the table, against ~1 ms by the index).
+   */
   private async currentSignals(tx: Prisma.TransactionClient, requests: readonly WriteRequest[]): Promise<Map<string, CurrentSignal>> {
     const rows = await tx.$queryRaw<
       { id: string; provider_id: string; external_id: string; version: number; min_tier: Tier; payload: SignalView; hashes: string[] }[]
     >`
       SELECT s.id, s.provider_id, s.external_id, s.version, r.min_tier, r.payload,
              ARRAY(SELECT h.content_hash FROM signal_revisions h WHERE h.signal_id = s.id) AS hashes
-      FROM signals s
-      JOIN signal_revisions r ON r.signal_id = s.id AND r.version = s.version
-      WHERE (s.provider_id, s.external_id) IN (
-        SELECT * FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[]))`;
+      FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[])
+        AS k(provider_id, external_id)
+      CROSS JOIN LATERAL (
+        SELECT id, provider_id, external_id, version FROM signals
+        WHERE provider_id = k.provider_id AND external_id = k.external_id LIMIT 1) s
+      CROSS JOIN LATERAL (
+        SELECT min_tier, payload FROM signal_revisions WHERE signal_id = s.id AND version = s.version LIMIT 1) r`;
     return new Map(
       rows.map((row) => [
         signalKey(row.provider_id, row.external_id),

@@ -35,6 +35,8 @@ export class SignalsService implements BeforeApplicationShutdown {
   private readonly queue: PendingWrite[] = [];
   /** The running write loop, if any. */
   private writing?: Promise<void>;
+  /** Settles once the last committed group has been published: groups publish in commit order. */
+  private published: Promise<void> = Promise.resolve();
 
   constructor(
     private readonly repository: SignalsRepository,
@@ -88,42 +90,92 @@ export class SignalsService implements BeforeApplicationShutdown {
    * the queue empty, so a sync queued at any moment is either taken by this loop or starts a new one.
    */
   private async drain(): Promise<void> {
-    for (;;) {
-      if (this.queue.length === 0) {
-        this.writing = undefined;
-        return;
-      }
-      const group = this.queue.splice(0, GROUP_COMMIT_MAX);
-      try {
-        await this.writeGroup(group);
-      } catch (error) {
-        for (const pending of group) pending.reject(error);
-      }
+    while (this.queue.length > 0) {
+      // Follow the pipeline: each group may have opened the next before it settled.
+      for (let run: GroupRun | undefined = this.startGroup(); run; run = run.next) await run.done;
     }
+    this.writing = undefined;
   }
 
-  private async writeGroup(group: PendingWrite[]): Promise<void> {
+  /**
+   * Commits one group. On PostgreSQL, when syncs are waiting by the time this group's state is
+   * read, the next transaction opens at once (BEGIN, then the counter lock, which waits in the
+   * database), so its first two round trips overlap this group's write and commit. It takes its
+   * group only after this one has committed; if this one failed, it rolls back having taken
+   * nothing, and this group is retried item by item before anything queued after it.
+   *
+   * A transaction that fails before it takes its group (the database is down, say) fails the
+   * syncs it would have taken if it leads the pipeline; behind another one, it leaves them queued
+   * for the next leading transaction, so that they are never handled before earlier ones.
+   */
+  private startGroup(previousCommitted?: Promise<boolean>): GroupRun {
+    const run: GroupRun = { done: Promise.resolve() };
+    let settle!: (committed: boolean) => void;
+    const committed = new Promise<boolean>((resolve) => (settle = resolve));
+    let group: PendingWrite[] = [];
+    run.done = this.repository
+      .writeGroup(
+        async () => {
+          if (previousCommitted && !(await previousCommitted)) throw new PreviousGroupFailed();
+          group = this.queue.splice(0, GROUP_COMMIT_MAX);
+          return group.map((pending) => pending.request);
+        },
+        () => {
+          if (this.repository.canPipeline() && this.queue.length > 0) run.next = this.startGroup(committed);
+        },
+      )
+      .then(
+        (outcomes) => {
+          settle(true);
+          return this.answerAndPublish(group, outcomes);
+        },
+        async (error: unknown) => {
+          settle(false);
+          await run.next?.done; // it rolls back, releasing the lock, before this group is retried
+          if (group.length === 0 && !previousCommitted) group = this.queue.splice(0, GROUP_COMMIT_MAX);
+          if (group.length > 0) await this.fail(group, error);
+        },
+      );
+    return run;
+  }
+
+  /** A group without pipelining: its own transaction, or item by item when it fails. */
+  private async writeAlone(group: PendingWrite[]): Promise<void> {
     let outcomes: WriteOutcome[];
     try {
       outcomes = await this.repository.writeBatch(group.map((pending) => pending.request));
     } catch (error) {
-      if (isDatabaseUnavailable(error)) {
-        const unavailable = new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.');
-        for (const pending of group) pending.reject(unavailable);
-        return;
-      }
-      if (group.length > 1) {
-        // One bad item must not fail the others: write them one by one.
-        for (const pending of group) await this.writeGroup([pending]);
-        return;
-      }
-      this.logger.error(`Signal write failed: ${(error as Error).message}`);
-      group[0]!.reject(new AppError('internal_error', 'The signal could not be stored'));
+      return this.fail(group, error);
+    }
+    await this.answerAndPublish(group, outcomes);
+  }
+
+  private async fail(group: PendingWrite[], error: unknown): Promise<void> {
+    if (isDatabaseUnavailable(error)) {
+      const unavailable = new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.');
+      for (const pending of group) pending.reject(unavailable);
       return;
     }
+    if (group.length > 1) {
+      // One bad item must not fail the others: write them one by one.
+      for (const pending of group) await this.writeAlone([pending]);
+      return;
+    }
+    this.logger.error(`Signal write failed: ${(error as Error).message}`);
+    group[0]!.reject(new AppError('internal_error', 'The signal could not be stored'));
+  }
+
+  /**
+   * Answers a committed group's callers, then, one event-loop turn later (the answers go out
+   * first), publishes it, after the group before it.
+   */
+  private async answerAndPublish(group: PendingWrite[], outcomes: WriteOutcome[]): Promise<void> {
     group.forEach((pending, i) => pending.resolve(outcomes[i]!));
-    // One turn of the event loop lets those answers go out before the fan-out begins.
+    const previous = this.published;
+    let done!: () => void;
+    this.published = new Promise<void>((resolve) => (done = resolve));
     await setImmediate();
+    await previous;
     // Published back to back (each call hands its event on synchronously, in call order), so this
     // instance's fan-out sees the whole group queued and can coalesce each socket's frames.
     const publishing = outcomes
@@ -135,5 +187,16 @@ export class SignalsService implements BeforeApplicationShutdown {
         });
       });
     await Promise.all(publishing);
+    done();
   }
 }
+
+interface GroupRun {
+  /** Settles once the group is answered and published, or has failed and been handled. */
+  done: Promise<void>;
+  /** The group pipelined behind this one, if it opened one. */
+  next?: GroupRun;
+}
+
+/** Thrown inside a pipelined transaction whose predecessor failed: it rolls back, having taken nothing. */
+class PreviousGroupFailed extends Error {}
