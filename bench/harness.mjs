@@ -33,7 +33,7 @@ const args = Object.fromEntries(
   process.argv.slice(2).reduce((pairs, arg, i, all) => (arg.startsWith('--') ? [...pairs, [arg.slice(2), all[i + 1]]] : pairs), []),
 );
 const SCENARIOS = {
-  smoke: { sockets: [20], signals: 6, rate: 10, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  smoke: { sockets: [20], signals: 6, rate: 10, targets: ['signalcast', 'bare-ws', 'socketio', 'bare-ws:single'] },
   latency: { sockets: [1000, 5000, 10000], signals: 20, rate: 2, targets: ['signalcast', 'bare-ws', 'socketio'] },
   burst: { sockets: [5000], signals: 100, rate: 0, targets: ['signalcast', 'bare-ws', 'socketio', 'bare-ws:single'] },
   // Every socket takes every signal its tier allows, one signal per POST: the ingest case.

@@ -104,8 +104,9 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     await this.deliverOne(event);
   }
 
-  private async deliverOne(event: SignalEvent): Promise<void> {
-    await this.deliverToSockets(event);
+  /** `moreFollow`: the caller has more events to deliver right after this one. */
+  private async deliverOne(event: SignalEvent, moreFollow = false): Promise<void> {
+    await this.deliverToSockets(event, moreFollow || this.eventsWaiting > 0);
     this.signalsBroadcast++;
     this.deliveredSeq = event.seq;
   }
@@ -131,17 +132,16 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         }
       }
       if (events.length === 0) return true;
-      for (const event of events) await this.deliverOne(event);
+      for (const [i, event] of events.entries()) await this.deliverOne(event, i < events.length - 1);
       this.gapsRefilled += events.length;
     }
     return true;
   }
 
-  private async deliverToSockets(event: SignalEvent): Promise<void> {
+  private async deliverToSockets(event: SignalEvent, moreFollow: boolean): Promise<void> {
     const bytes = frameText(encode(event.type, event.signal));
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
     const tiers = event.minTier === 'free' ? undefined : await this.tiersOfConnectedUsers();
-    const moreFollow = this.eventsWaiting > 0;
     // Walk the registry as it is now: a socket that registered during the lookup had its tier
     // cached at connect, and its welcome promised it every seq above the one delivered before.
     for (const sockets of this.registry.audienceOf(event.signal.symbol)) {

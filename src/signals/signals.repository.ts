@@ -104,11 +104,6 @@ export class SignalsRepository {
     return this.database.kind === 'postgresql';
   }
 
-  /** Upserts a batch in one transaction: see `writeGroup`. */
-  writeBatch(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
-    return this.writeGroup(() => requests);
-  }
-
   /**
    * Upserts a group in one transaction of three statements: lock the counter, read the current
    * state of the group's signals, write everything. The counter row is locked first, so concurrent

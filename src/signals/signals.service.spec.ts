@@ -61,7 +61,6 @@ function setup(
   const repository = strictMock<SignalsRepository>({
     canPipeline: () => pipeline,
     writeGroup,
-    writeBatch: (requests) => writeGroup(() => requests),
   });
   const bus = new InProcessBus();
   const published: SignalEvent[] = [];
@@ -134,10 +133,9 @@ describe('SignalsService (group commit)', () => {
     const results = await early;
     expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
     await late;
-    // The failing group, the one opened behind it (rolled back, empty), `late` in its own; and
-    // between them the three retries, one transaction each.
-    expect(repository.writeGroup).toHaveBeenCalledTimes(3);
-    expect(repository.writeBatch).toHaveBeenCalledTimes(3);
+    // The failing group, the one opened behind it (rolled back, empty), the three retries (one
+    // transaction each), then `late` in its own.
+    expect(repository.writeGroup).toHaveBeenCalledTimes(6);
     expect(groups()).toEqual([['ok-1', 'bad', 'ok-2'], ['ok-1'], ['bad'], ['ok-2'], ['late']]);
     await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['ok-1', 'ok-2', 'late']));
   });

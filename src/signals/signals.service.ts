@@ -143,7 +143,7 @@ export class SignalsService implements BeforeApplicationShutdown {
   private async writeAlone(group: PendingWrite[]): Promise<void> {
     let outcomes: WriteOutcome[];
     try {
-      outcomes = await this.repository.writeBatch(group.map((pending) => pending.request));
+      outcomes = await this.repository.writeGroup(() => group.map((pending) => pending.request));
     } catch (error) {
       return this.fail(group, error);
     }
@@ -169,13 +169,14 @@ export class SignalsService implements BeforeApplicationShutdown {
    * Answers a committed group's callers, then, one event-loop turn later (the answers go out
    * first), publishes it, after the group before it.
    */
-  private async answerAndPublish(group: PendingWrite[], outcomes: WriteOutcome[]): Promise<void> {
+  private answerAndPublish(group: PendingWrite[], outcomes: WriteOutcome[]): Promise<void> {
     group.forEach((pending, i) => pending.resolve(outcomes[i]!));
-    const previous = this.published;
-    let done!: () => void;
-    this.published = new Promise<void>((resolve) => (done = resolve));
-    await setImmediate();
-    await previous;
+    this.published = this.published.then(() => setImmediate()).then(() => this.publish(outcomes));
+    return this.published;
+  }
+
+  /** Publishes a group's stored signals; a failed publish is logged (the fan-out's catch-up covers it). */
+  private async publish(outcomes: WriteOutcome[]): Promise<void> {
     // Published back to back (each call hands its event on synchronously, in call order), so this
     // instance's fan-out sees the whole group queued and can coalesce each socket's frames.
     const publishing = outcomes
@@ -187,7 +188,6 @@ export class SignalsService implements BeforeApplicationShutdown {
         });
       });
     await Promise.all(publishing);
-    done();
   }
 }
 
