@@ -95,128 +95,168 @@ function whereOf({ afterSeq, minTiers, filter }: SignalQuery): Prisma.SignalWher
   };
 }
 
+/** Attempts a group makes when other writers keep committing between its read and its write. */
+const WRITE_ATTEMPTS = 20;
+
+/** Other writers committed first at every attempt: the group was not stored. */
+export class WriteContention extends Error {
+  constructor(attempts: number) {
+    super(`other writers committed first ${attempts} times in a row`);
+  }
+}
+
+/** What a group writes, decided in memory from the state read. */
+interface GroupPlan {
+  outcomes: WriteOutcome[];
+  /** Rows of `signals`: a key written twice in one group stores its last version. */
+  signals: Record<string, unknown>[];
+  /** Rows of `signal_revisions`: every version gets one. */
+  revisions: Record<string, unknown>[];
+  /** The counter's value once written. */
+  lastSeq: bigint;
+}
+
+function planGroup(requests: readonly WriteRequest[], stored: ReadonlyMap<string, CurrentSignal>, counter: bigint): GroupPlan {
+  /** What an `unchanged` step answers and an update builds on: the latest version so far. */
+  const latest = new Map<string, Pick<CurrentSignal, 'id' | 'signal' | 'minTier'>>(stored);
+  const outcomes: WriteOutcome[] = [];
+  const signals = new Map<string, Record<string, unknown>>();
+  const revisions: Record<string, unknown>[] = [];
+  const receivedAt = new Date();
+  let lastSeq = counter;
+  for (const step of planWrites(requests, stored, counter)) {
+    const { providerId, input } = step.request;
+    const key = signalKey(providerId, input.external_id);
+    if (step.kind === 'unchanged') {
+      outcomes.push({ result: 'unchanged', ...latest.get(key)! });
+      continue;
+    }
+    const { content } = step;
+    const id = latest.get(key)?.id ?? randomUUID();
+    const version = step.kind === 'update' ? step.version : 1;
+    const signal = viewOf({ ...step, version }, { id, providerId, externalId: input.external_id, receivedAt });
+    latest.set(key, { id, signal, minTier: content.minTier });
+    outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', signal, minTier: content.minTier });
+    signals.set(key, { ...signal, provider_id: providerId, min_tier: content.minTier });
+    revisions.push({
+      signal_id: id,
+      version,
+      seq: signal.seq,
+      content_hash: step.hash,
+      min_tier: content.minTier,
+      payload: signal,
+      received_at: signal.received_at,
+    });
+    lastSeq = step.seq;
+  }
+  return { outcomes, signals: [...signals.values()], revisions, lastSeq };
+}
+
 @Injectable()
 export class SignalsRepository {
   constructor(private readonly database: DatabaseService) {}
 
-  /** Whether two group commits can usefully overlap: not on the embedded database's one connection. */
-  canPipeline(): boolean {
-    return this.database.kind === 'postgresql';
-  }
+  /** Groups that had to be read and planned again because another writer committed first. */
+  writeConflicts = 0;
 
   /**
-   * Upserts a group in one transaction of three statements: lock the counter, read the current
-   * state of the group's signals, write everything. The counter row is locked first, so concurrent
-   * writers (this instance's next group, other instances) queue behind it: seq values are gapless
-   * and become visible in order. Everything a step stores (ids, seq, versions, the broadcast
-   * payload) is decided here, so the write is a single statement and returns nothing to read back.
+   * Upserts a group in two statements, with no transaction held open in between:
+   * 1. read the counter and the current state of the group's signals, in one snapshot;
+   * 2. write everything the plan decided (ids, seq, versions, the broadcast payload) in one
+   *    statement, which first moves the counter on, but only if it still holds the value read.
    *
-   * The group is asked for (`take`) only once the lock is held, and `afterRead` is called just
-   * before the write: a writer can open its next transaction there, so that the next BEGIN and
-   * lock wait overlap this write and commit. An error thrown by `take` rolls back having written
-   * nothing.
+   * Every writer moves the counter, so a counter still at the value read means nothing was written
+   * since the read, and the plan holds. Otherwise another writer (another instance) committed in
+   * between: the statement writes nothing and the group is read and planned again. The counter row
+   * is updated first in the write, so concurrent writers queue behind its row lock: seq values are
+   * gapless and become visible in order. Two round trips, where a transaction with the lock taken
+   * first needs five (BEGIN, lock, read, write, COMMIT).
    */
-  writeGroup(
-    take: () => readonly WriteRequest[] | Promise<readonly WriteRequest[]>,
-    afterRead?: () => void,
-  ): Promise<WriteOutcome[]> {
-    return this.database.prisma.$transaction(async (tx) => {
-      const [counter] = await tx.$queryRaw<{ value: bigint }[]>`
-        SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`;
-      const requests = await take();
-      if (requests.length === 0) return [];
-      const stored = await this.currentSignals(tx, requests);
-      afterRead?.();
-      /** What an `unchanged` step answers and an update builds on: the latest version so far. */
-      const latest = new Map<string, Pick<CurrentSignal, 'id' | 'signal' | 'minTier'>>(stored);
+  async writeGroup(requests: readonly WriteRequest[]): Promise<WriteOutcome[]> {
+    for (let attempt = 1; ; attempt++) {
+      const { lastSeq, stored } = await this.currentState(requests);
+      const plan = planGroup(requests, stored, lastSeq);
+      if (plan.revisions.length === 0 || (await this.writeIfCounterIs(lastSeq, plan))) return plan.outcomes;
+      this.writeConflicts++;
+      if (attempt === WRITE_ATTEMPTS) throw new WriteContention(attempt);
+    }
+  }
 
-      const outcomes: WriteOutcome[] = [];
-      const signals = new Map<string, Record<string, unknown>>();
-      const revisions: Record<string, unknown>[] = [];
-      let lastSeq = counter!.value;
-      for (const step of planWrites(requests, stored, lastSeq)) {
-        const { providerId, input } = step.request;
-        const key = signalKey(providerId, input.external_id);
-        if (step.kind === 'unchanged') {
-          outcomes.push({ result: 'unchanged', ...latest.get(key)! });
-          continue;
-        }
-        const { content } = step;
-        const id = latest.get(key)?.id ?? randomUUID();
-        const version = step.kind === 'update' ? step.version : 1;
-        const signal = viewOf({ ...step, version }, { id, providerId, externalId: input.external_id, receivedAt: new Date() });
-        latest.set(key, { id, signal, minTier: content.minTier });
-        outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', signal, minTier: content.minTier });
-        // A key written twice in one batch stores its last version; every version gets a revision.
-        signals.set(key, { ...signal, provider_id: providerId, min_tier: content.minTier });
-        revisions.push({
-          signal_id: id,
-          version,
-          seq: signal.seq,
-          content_hash: step.hash,
-          min_tier: content.minTier,
-          payload: signal,
-          received_at: signal.received_at,
-        });
-        lastSeq = step.seq;
-      }
-      if (revisions.length > 0) {
-        await tx.$executeRaw`
-          WITH upserted AS (
-            INSERT INTO signals (id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
-                                 confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, updated_at)
-            SELECT id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
-                   confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, received_at
-            FROM jsonb_to_recordset(${JSON.stringify([...signals.values()])}::jsonb) AS s(
-              id uuid, seq bigint, provider_id uuid, external_id text, symbol text, market text, side "SignalSide",
-              entry numeric, stop_loss numeric, take_profits numeric[], confidence int, timeframe text, note text,
-              min_tier "Tier", status "SignalStatus", version int, issued_at timestamptz, received_at timestamptz,
-              expires_at timestamptz)
-            ON CONFLICT (id) DO UPDATE SET
-              seq = excluded.seq, symbol = excluded.symbol, market = excluded.market, side = excluded.side,
-              entry = excluded.entry, stop_loss = excluded.stop_loss, take_profits = excluded.take_profits,
-              confidence = excluded.confidence, timeframe = excluded.timeframe, note = excluded.note,
-              min_tier = excluded.min_tier, status = excluded.status, version = excluded.version,
-              issued_at = excluded.issued_at, received_at = excluded.received_at, expires_at = excluded.expires_at,
-              updated_at = excluded.updated_at
-          ), revisions AS (
-            INSERT INTO signal_revisions (signal_id, version, seq, content_hash, min_tier, payload, received_at)
-            SELECT signal_id, version, seq, content_hash, min_tier, payload, received_at
-            FROM jsonb_to_recordset(${JSON.stringify(revisions)}::jsonb) AS r(
-              signal_id uuid, version int, seq bigint, content_hash text, min_tier "Tier", payload jsonb, received_at timestamptz)
-          )
-          UPDATE sequence_counters SET value = ${lastSeq} WHERE name = 'signal'`;
-      }
-      return outcomes;
-    });
+  /** Writes a plan if the counter still holds `expected`; false (nothing written) otherwise. */
+  private async writeIfCounterIs(expected: bigint, { signals, revisions, lastSeq }: GroupPlan): Promise<boolean> {
+    const [written] = await this.database.prisma.$queryRaw<{ claimed: number }[]>`
+      WITH claimed AS (
+        UPDATE sequence_counters SET value = ${lastSeq} WHERE name = 'signal' AND value = ${expected} RETURNING value
+      ), upserted AS (
+        INSERT INTO signals (id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
+                             confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, updated_at)
+        SELECT id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
+               confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, received_at
+        FROM jsonb_to_recordset(${JSON.stringify(signals)}::jsonb) AS s(
+          id uuid, seq bigint, provider_id uuid, external_id text, symbol text, market text, side "SignalSide",
+          entry numeric, stop_loss numeric, take_profits numeric[], confidence int, timeframe text, note text,
+          min_tier "Tier", status "SignalStatus", version int, issued_at timestamptz, received_at timestamptz,
+          expires_at timestamptz)
+        WHERE EXISTS (SELECT FROM claimed)
+        ON CONFLICT (id) DO UPDATE SET
+          seq = excluded.seq, symbol = excluded.symbol, market = excluded.market, side = excluded.side,
+          entry = excluded.entry, stop_loss = excluded.stop_loss, take_profits = excluded.take_profits,
+          confidence = excluded.confidence, timeframe = excluded.timeframe, note = excluded.note,
+          min_tier = excluded.min_tier, status = excluded.status, version = excluded.version,
+          issued_at = excluded.issued_at, received_at = excluded.received_at, expires_at = excluded.expires_at,
+          updated_at = excluded.updated_at
+      ), inserted_revisions AS (
+        INSERT INTO signal_revisions (signal_id, version, seq, content_hash, min_tier, payload, received_at)
+        SELECT signal_id, version, seq, content_hash, min_tier, payload, received_at
+        FROM jsonb_to_recordset(${JSON.stringify(revisions)}::jsonb) AS r(
+          signal_id uuid, version int, seq bigint, content_hash text, min_tier "Tier", payload jsonb, received_at timestamptz)
+        WHERE EXISTS (SELECT FROM claimed)
+      )
+      SELECT count(*)::int AS claimed FROM claimed`;
+    return written!.claimed === 1;
   }
 
   /**
-   * The stored state of the batch's signals, by `signalKey`: one query, the current payload from its
-   * revision. Each key is looked up through the unique index, whatever the batch size: the LATERAL
-   * subqueries with `LIMIT 1` (a no-op, the keys are unique) cannot be flattened into a hash join.
-   * Without that, the planner (without statistics) joined 500 keys by scanning all of `signals`
-   * (measured: 10-16 ms at 50k signals, growing with the table, against ~1 ms by the index).
+   * The counter and the stored state of the group's signals (by `signalKey`, the current payload
+   * from its revision), in one statement and so one snapshot. Each key is looked up through the
+   * unique index, whatever the group size: the LATERAL subqueries with `LIMIT 1` (a no-op, the keys
+   * are unique) cannot be flattened into a hash join. Without that, the planner (without
+   * statistics) joined 500 keys by scanning all of `signals` (measured: 10-16 ms at 50k signals,
+   * growing with the table, against ~1 ms by the index).
    */
-  private async currentSignals(tx: Prisma.TransactionClient, requests: readonly WriteRequest[]): Promise<Map<string, CurrentSignal>> {
-    const rows = await tx.$queryRaw<
-      { id: string; provider_id: string; external_id: string; version: number; min_tier: Tier; payload: SignalView; hashes: string[] }[]
+  private async currentState(requests: readonly WriteRequest[]): Promise<{ lastSeq: bigint; stored: Map<string, CurrentSignal> }> {
+    const rows = await this.database.prisma.$queryRaw<
+      ({ last_seq: bigint } & (
+        | { id: string; provider_id: string; external_id: string; version: number; min_tier: Tier; payload: SignalView; hashes: string[] }
+        | { id: null }
+      ))[]
     >`
-      SELECT s.id, s.provider_id, s.external_id, s.version, r.min_tier, r.payload,
-             ARRAY(SELECT h.content_hash FROM signal_revisions h WHERE h.signal_id = s.id) AS hashes
-      FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[])
-        AS k(provider_id, external_id)
-      CROSS JOIN LATERAL (
-        SELECT id, provider_id, external_id, version FROM signals
-        WHERE provider_id = k.provider_id AND external_id = k.external_id LIMIT 1) s
-      CROSS JOIN LATERAL (
-        SELECT min_tier, payload FROM signal_revisions WHERE signal_id = s.id AND version = s.version LIMIT 1) r`;
-    return new Map(
-      rows.map((row) => [
-        signalKey(row.provider_id, row.external_id),
-        { id: row.id, version: row.version, hashes: new Set(row.hashes), signal: row.payload, minTier: row.min_tier },
-      ]),
-    );
+      SELECT c.value AS last_seq, cur.*
+      FROM sequence_counters c
+      LEFT JOIN (
+        SELECT s.id, s.provider_id, s.external_id, s.version, r.min_tier, r.payload,
+               ARRAY(SELECT h.content_hash FROM signal_revisions h WHERE h.signal_id = s.id) AS hashes
+        FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[])
+          AS k(provider_id, external_id)
+        CROSS JOIN LATERAL (
+          SELECT id, provider_id, external_id, version FROM signals
+          WHERE provider_id = k.provider_id AND external_id = k.external_id LIMIT 1) s
+        CROSS JOIN LATERAL (
+          SELECT min_tier, payload FROM signal_revisions WHERE signal_id = s.id AND version = s.version LIMIT 1) r
+      ) cur ON true
+      WHERE c.name = 'signal'`;
+    const stored = new Map<string, CurrentSignal>();
+    for (const row of rows) {
+      if (row.id === null) continue;
+      stored.set(signalKey(row.provider_id, row.external_id), {
+        id: row.id,
+        version: row.version,
+        hashes: new Set(row.hashes),
+        signal: row.payload,
+        minTier: row.min_tier,
+      });
+    }
+    return { lastSeq: rows[0]!.last_seq, stored };
   }
 
   /** Signals after a seq, oldest first, limited to the tiers a reader may see and a filter. */

@@ -5,7 +5,7 @@ import { signalRow } from '../testing/signal-row.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { syncSignalSchema } from './signal.dto.js';
 import type { SignalEvent } from './signal.types.js';
-import { toSignalView, type SignalsRepository, type WriteOutcome } from './signals.repository.js';
+import { toSignalView, WriteContention, type SignalsRepository, type WriteOutcome } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
 import type { WriteRequest } from './sync-plan.js';
 
@@ -32,36 +32,22 @@ const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'>
 const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', ...stored(r) }));
 
 /**
- * A repository double whose `writeGroup` behaves like the real one's transaction: it holds a lock
- * (the counter row's) from before `take` until it commits, reads (`read`, which a test can hold),
- * and calls `afterRead` before writing. `write` decides each group's outcome; the tests inspect it.
+ * A repository double: `write` decides each group's outcome (the tests inspect its calls), and a
+ * group is written only after the previous one settled, as the real writer's counter row ensures.
  */
-function setup(
-  write: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>,
-  { pipeline = false, read = async (): Promise<void> => undefined, begin = async (): Promise<void> => undefined } = {},
-) {
+function setup(write: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>) {
   const writes = vi.fn(write);
-  let lock = Promise.resolve();
-  const writeGroup = async (take: () => readonly WriteRequest[] | Promise<readonly WriteRequest[]>, afterRead?: () => void) => {
-    const previous = lock;
-    let release!: () => void;
-    lock = new Promise((resolve) => (release = resolve));
-    await previous;
+  let busy = false;
+  const writeGroup = async (requests: readonly WriteRequest[]) => {
+    if (busy) throw new Error('two groups written at once');
+    busy = true;
     try {
-      await begin();
-      const requests = await take();
-      if (requests.length === 0) return [];
-      await read();
-      afterRead?.();
       return await writes(requests);
     } finally {
-      release();
+      busy = false;
     }
   };
-  const repository = strictMock<SignalsRepository>({
-    canPipeline: () => pipeline,
-    writeGroup,
-  });
+  const repository = strictMock<SignalsRepository>({ writeGroup });
   const bus = new InProcessBus();
   const published: SignalEvent[] = [];
   bus.onSignal((event) => published.push(event));
@@ -92,53 +78,6 @@ describe('SignalsService (group commit)', () => {
     expect(groups()).toEqual([['a'], ['b', 'c', 'd']]);
   });
 
-  it('pipelined: opens the next transaction during a write; it takes its group once the first committed', async () => {
-    const [firstRead, firstWrite] = [gate(), gate()];
-    let reads = 0;
-    const { repository, writes, groups, service, published } = setup(
-      async (requests) => {
-        if (writes.mock.calls.length === 1) await firstWrite.opened;
-        return created(requests);
-      },
-      { pipeline: true, read: () => (++reads === 1 ? firstRead.opened : Promise.resolve()) },
-    );
-    const a = service.sync('p', input('a'));
-    await vi.waitFor(() => expect(reads).toBe(1));
-    const b = service.syncEach('p', [input('b'), input('c')]);
-    firstRead.open();
-    // Queued while `a` was being read: the next transaction opens while `a` writes, and waits for the lock.
-    await vi.waitFor(() => expect(repository.writeGroup).toHaveBeenCalledTimes(2));
-    expect(writes).toHaveBeenCalledTimes(1);
-    const d = service.sync('q', input('d'));
-    firstWrite.open();
-    await Promise.all([a, b, d]);
-    expect(groups()).toEqual([['a'], ['b', 'c', 'd']]);
-    await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['a', 'b', 'c', 'd']));
-  });
-
-  it('pipelined: when a group fails, the transaction behind it takes nothing and the group is retried first', async () => {
-    const firstRead = gate();
-    let reads = 0;
-    const { repository, groups, service, published } = setup(
-      async (requests) => {
-        if (requests.some((r) => r.input.external_id === 'bad')) throw new Error('value too long for type');
-        return created(requests);
-      },
-      { pipeline: true, read: () => (++reads === 1 ? firstRead.opened : Promise.resolve()) },
-    );
-    const early = service.syncEach('p', [input('ok-1'), input('bad'), input('ok-2')]);
-    await vi.waitFor(() => expect(reads).toBe(1));
-    const late = service.sync('p', input('late'));
-    firstRead.open();
-    const results = await early;
-    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled']);
-    await late;
-    // The failing group, the one opened behind it (rolled back, empty), the three retries (one
-    // transaction each), then `late` in its own.
-    expect(repository.writeGroup).toHaveBeenCalledTimes(6);
-    expect(groups()).toEqual([['ok-1', 'bad', 'ok-2'], ['ok-1'], ['bad'], ['ok-2'], ['late']]);
-    await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['ok-1', 'ok-2', 'late']));
-  });
   it('answers first, then publishes every stored signal in seq order, skipping unchanged ones', async () => {
     const { service, published } = setup(async (requests) =>
       requests.map((r, i) => ({ result: i === 1 ? ('unchanged' as const) : ('created' as const), ...stored(r) })),
@@ -161,15 +100,16 @@ describe('SignalsService (group commit)', () => {
     expect(published).toEqual([]);
   });
 
-  it('answers 503 when the transaction fails before it takes its group, and stops there', async () => {
-    const unavailable = Object.assign(new Error('Connection terminated unexpectedly'), { code: 'ECONNRESET' });
-    const { repository, writes, service } = setup(async (requests) => created(requests), {
-      begin: () => Promise.reject(unavailable),
+  it('answers 503 when other writers keep committing first, and stores nothing', async () => {
+    const { writes, service, published } = setup(async () => {
+      throw new WriteContention(20);
     });
     const results = await service.syncEach('p', [input('a'), input('b')]);
     expect(results.map((r) => r.status === 'rejected' && (r.reason as AppError).code)).toEqual(['database_unavailable', 'database_unavailable']);
-    expect(writes).not.toHaveBeenCalled();
-    expect(repository.writeGroup).toHaveBeenCalledTimes(1);
+    // Contention is not a bad item: the group is not retried one by one.
+    expect(writes).toHaveBeenCalledTimes(1);
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(published).toEqual([]);
   });
 
   it('retries a failed group item by item, so one bad signal fails alone', async () => {

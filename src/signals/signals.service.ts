@@ -9,7 +9,7 @@ import { visibleMinTiers } from './entitlement.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
-import { SignalsRepository, type WriteOutcome } from './signals.repository.js';
+import { SignalsRepository, WriteContention, type WriteOutcome } from './signals.repository.js';
 import type { WriteRequest } from './sync-plan.js';
 
 interface PendingWrite {
@@ -86,64 +86,20 @@ export class SignalsService implements BeforeApplicationShutdown {
   }
 
   /**
-   * Writes until the queue is empty. `writing` is cleared in the same synchronous step that sees
-   * the queue empty, so a sync queued at any moment is either taken by this loop or starts a new one.
+   * Writes until the queue is empty, one group at a time: whatever queued while a group was being
+   * written goes in the next. `writing` is cleared in the same synchronous step that sees the queue
+   * empty, so a sync queued at any moment is either taken by this loop or starts a new one.
    */
   private async drain(): Promise<void> {
-    while (this.queue.length > 0) {
-      // Follow the pipeline: each group may have opened the next before it settled.
-      for (let run: GroupRun | undefined = this.startGroup(); run; run = run.next) await run.done;
-    }
+    while (this.queue.length > 0) await this.write(this.queue.splice(0, GROUP_COMMIT_MAX));
     this.writing = undefined;
   }
 
-  /**
-   * Commits one group. On PostgreSQL, when syncs are waiting by the time this group's state is
-   * read, the next transaction opens at once (BEGIN, then the counter lock, which waits in the
-   * database), so its first two round trips overlap this group's write and commit. It takes its
-   * group only after this one has committed; if this one failed, it rolls back having taken
-   * nothing, and this group is retried item by item before anything queued after it.
-   *
-   * A transaction that fails before it takes its group (the database is down, say) fails the
-   * syncs it would have taken if it leads the pipeline; behind another one, it leaves them queued
-   * for the next leading transaction, so that they are never handled before earlier ones.
-   */
-  private startGroup(previousCommitted?: Promise<boolean>): GroupRun {
-    const run: GroupRun = { done: Promise.resolve() };
-    let settle!: (committed: boolean) => void;
-    const committed = new Promise<boolean>((resolve) => (settle = resolve));
-    let group: PendingWrite[] = [];
-    run.done = this.repository
-      .writeGroup(
-        async () => {
-          if (previousCommitted && !(await previousCommitted)) throw new PreviousGroupFailed();
-          group = this.queue.splice(0, GROUP_COMMIT_MAX);
-          return group.map((pending) => pending.request);
-        },
-        () => {
-          if (this.repository.canPipeline() && this.queue.length > 0) run.next = this.startGroup(committed);
-        },
-      )
-      .then(
-        (outcomes) => {
-          settle(true);
-          return this.answerAndPublish(group, outcomes);
-        },
-        async (error: unknown) => {
-          settle(false);
-          await run.next?.done; // it rolls back, releasing the lock, before this group is retried
-          if (group.length === 0 && !previousCommitted) group = this.queue.splice(0, GROUP_COMMIT_MAX);
-          if (group.length > 0) await this.fail(group, error);
-        },
-      );
-    return run;
-  }
-
-  /** A group without pipelining: its own transaction, or item by item when it fails. */
-  private async writeAlone(group: PendingWrite[]): Promise<void> {
+  /** Commits one group, or item by item when it fails. */
+  private async write(group: PendingWrite[]): Promise<void> {
     let outcomes: WriteOutcome[];
     try {
-      outcomes = await this.repository.writeGroup(() => group.map((pending) => pending.request));
+      outcomes = await this.repository.writeGroup(group.map((pending) => pending.request));
     } catch (error) {
       return this.fail(group, error);
     }
@@ -151,14 +107,19 @@ export class SignalsService implements BeforeApplicationShutdown {
   }
 
   private async fail(group: PendingWrite[], error: unknown): Promise<void> {
-    if (isDatabaseUnavailable(error)) {
-      const unavailable = new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.');
+    if (isDatabaseUnavailable(error) || error instanceof WriteContention) {
+      const unavailable = new AppError(
+        'database_unavailable',
+        error instanceof WriteContention
+          ? 'Other instances kept writing first; the signal was not stored. Retry later.'
+          : 'The database is unavailable; the signal was not stored. Retry later.',
+      );
       for (const pending of group) pending.reject(unavailable);
       return;
     }
     if (group.length > 1) {
       // One bad item must not fail the others: write them one by one.
-      for (const pending of group) await this.writeAlone([pending]);
+      for (const pending of group) await this.write([pending]);
       return;
     }
     this.logger.error(`Signal write failed: ${(error as Error).message}`);
@@ -190,13 +151,3 @@ export class SignalsService implements BeforeApplicationShutdown {
     await Promise.all(publishing);
   }
 }
-
-interface GroupRun {
-  /** Settles once the group is answered and published, or has failed and been handled. */
-  done: Promise<void>;
-  /** The group pipelined behind this one, if it opened one. */
-  next?: GroupRun;
-}
-
-/** Thrown inside a pipelined transaction whose predecessor failed: it rolls back, having taken nothing. */
-class PreviousGroupFailed extends Error {}
