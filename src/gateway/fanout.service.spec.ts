@@ -138,6 +138,18 @@ describe('FanoutService', () => {
     expect(seqsOf(proAll)).toEqual([1, 2, 3]);
   });
 
+  it("looks up only the tiers of a premium signal's audience, not of everyone connected", async () => {
+    const { users, fanout, connect, publish } = setup({ btc: 'pro', eth: 'pro', all: 'elite' });
+    await fanout.onModuleInit();
+    const btc = connect('btc', { symbols: new Set(['BTC']) });
+    connect('eth', { symbols: new Set(['ETH']) });
+    const all = connect('all');
+    await publish('pro', 'BTC');
+    expect(users.findTiers).toHaveBeenCalledTimes(1);
+    expect([...users.findTiers.mock.calls[0]![0]].sort()).toEqual(['all', 'btc']);
+    expect([seqsOf(btc), seqsOf(all)]).toEqual([[1], [1]]);
+  });
+
   it('keeps delivering to others when a socket fails, and drops the failing one', async () => {
     const { registry, fanout, connect, publish } = setup({ a: 'free', b: 'free' });
     await fanout.onModuleInit();
@@ -155,7 +167,7 @@ describe('FanoutService', () => {
     await fanout.onModuleInit();
     const cachedSocket = connect('cached');
     await publish('free'); // nothing to look up for regular signals
-    await fanout.tiersOfConnectedUsers(); // caches 'cached'
+    await fanout['tiers'].getMany(['cached']);
     const freshSocket = connect('fresh');
 
     const release = holdNextTierQuery(users, 'pro');

@@ -140,11 +140,12 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
 
   private async deliverToSockets(event: SignalEvent, moreFollow: boolean): Promise<void> {
     const bytes = frameText(encode(event.type, event.signal));
+    const { symbol } = event.signal;
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
-    const tiers = event.minTier === 'free' ? undefined : await this.tiersOfConnectedUsers();
+    const tiers = event.minTier === 'free' ? undefined : await this.tiersOf(this.registry.audienceOf(symbol));
     // Walk the registry as it is now: a socket that registered during the lookup had its tier
     // cached at connect, and its welcome promised it every seq above the one delivered before.
-    for (const sockets of this.registry.audienceOf(event.signal.symbol)) {
+    for (const sockets of this.registry.audienceOf(symbol)) {
       for (const connection of sockets) {
         if (tiers) {
           const tier = tiers.get(connection.userId) ?? this.tiers.peek(connection.userId);
@@ -155,9 +156,14 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** Cached tiers of every connected user; all misses together cost one query. */
-  tiersOfConnectedUsers(): Promise<Map<string, Tier>> {
-    return this.tiers.getMany(this.registry.userIds());
+  /**
+   * The tiers of the users behind these sockets, each cached one read once and all misses loaded in
+   * one query: the work follows the signal's audience, not everyone connected.
+   */
+  private tiersOf(audience: readonly ReadonlySet<Connection>[]): Promise<Map<string, Tier>> {
+    const users = new Set<string>();
+    for (const sockets of audience) for (const connection of sockets) users.add(connection.userId);
+    return this.tiers.getMany(users);
   }
 
   private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage, moreFollow: boolean): void {
