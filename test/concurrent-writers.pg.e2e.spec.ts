@@ -1,6 +1,5 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SignalsRepository } from '../src/signals/signals.repository.js';
 import { Api, signalBody, WsClient } from './support/clients.js';
 import { startApp, useTestApp, type TestApp } from './support/test-app.js';
 
@@ -60,7 +59,11 @@ describe('two instances writing at the same moment', () => {
     const base = first.body.seq as number;
     expect(answers.map((r) => r.body.seq).sort()).toEqual([base + 1, base + 2]);
     expect(answers.map((r) => r.body.signal.version).sort()).toEqual([2, 3]);
-    const conflicts = [context.app, other].map((instance) => instance.app.get(SignalsRepository).writeConflicts);
+    // Each instance counts the groups it had to read again, and `/ws/stats` shows it.
+    const token = await api.admin();
+    const conflicts = await Promise.all(
+      [api, new Api(other)].map(async (client) => (await client.request('GET', '/ws/stats', { token })).body.instances[0].write_conflicts),
+    );
     expect(conflicts.sort()).toEqual([0, 1]);
 
     const { rows } = await locker.query<{ version: number; seq: string }>(

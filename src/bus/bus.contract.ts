@@ -87,6 +87,7 @@ export function snapshot(instanceId: string, connections: number): InstanceSnaps
     messages_delivered: 0,
     slow_consumers_disconnected: 0,
     gaps_refilled: 0,
+    write_conflicts: 0,
     delivered_seq: 0,
     started_at: new Date().toISOString(),
     reported_at: new Date().toISOString(),

@@ -47,6 +47,8 @@ export interface InstanceSnapshot {
   slow_consumers_disconnected: number;
   /** Signals this instance delivered from the database because their bus message was missed. */
   gaps_refilled: number;
+  /** Sync groups this instance read and planned again because another instance wrote first. */
+  write_conflicts: number;
   delivered_seq: number;
   started_at: string;
   reported_at: string;

@@ -2,6 +2,7 @@ import { Injectable, type BeforeApplicationShutdown, type OnModuleDestroy, type 
 import { ClusterState, type InstanceSnapshot } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
 import { ConnectionRegistry } from './connection-registry.js';
+import { SignalsService } from '../signals/signals.service.js';
 import { FanoutService } from './fanout.service.js';
 
 /** Publishes this instance's numbers to the cluster state at a fixed interval. */
@@ -14,6 +15,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
     private readonly cluster: ClusterState,
     private readonly registry: ConnectionRegistry,
     private readonly fanout: FanoutService,
+    private readonly signals: SignalsService,
     private readonly config: AppConfig,
   ) {}
 
@@ -42,6 +44,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
       messages_delivered: this.fanout.messagesDelivered,
       slow_consumers_disconnected: this.fanout.slowConsumersCut,
       gaps_refilled: this.fanout.gapsRefilled,
+      write_conflicts: this.signals.writeConflicts,
       delivered_seq: this.fanout.deliveredSeq,
       started_at: new Date(this.fanout.startedAt).toISOString(),
       reported_at: new Date().toISOString(),

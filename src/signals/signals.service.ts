@@ -43,6 +43,11 @@ export class SignalsService implements BeforeApplicationShutdown {
     private readonly bus: MessageBus,
   ) {}
 
+  /** Sync groups read and planned again because another writer committed first. */
+  get writeConflicts(): number {
+    return this.repository.writeConflicts;
+  }
+
   /** The highest seq stored, read from the database. */
   latestStoredSeq(): Promise<number> {
     return this.repository.latestSeq();
