@@ -212,6 +212,21 @@ describe('FanoutService', () => {
     expect(registry.connectionCount).toBe(2);
   });
 
+  it('delivers to a socket whose filter took in the symbol while the tier query ran, its tier uncached', async () => {
+    const { users, registry, fanout, connect, publish } = setup({ early: 'pro', mover: 'pro' });
+    await fanout.onModuleInit();
+    const early = connect('early', { symbols: new Set(['BTC']) });
+    const mover = connect('mover', { symbols: new Set(['ETH']) });
+    const release = holdNextTierQuery(users, 'pro');
+    const delivery = publish('pro', 'BTC');
+    await release.started;
+    registry.setFilter(registry.get(mover as unknown as WebSocket)!, { symbols: new Set(['BTC']) });
+    release.now();
+    await delivery;
+    expect([seqsOf(early), seqsOf(mover)]).toEqual([[1], [1]]);
+    expect(users.findTiers.mock.calls.map(([ids]) => [...ids])).toEqual([['early'], ['mover']]);
+  });
+
   it('never skips a gap it cannot read yet: it is delivered in order once the database answers', async () => {
     const { bus, fanout, connect, event, signals } = setup({ a: 'free' });
     await fanout.onModuleInit();

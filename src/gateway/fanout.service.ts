@@ -142,13 +142,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     const bytes = frameText(encode(event.type, event.signal));
     const { symbol } = event.signal;
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
-    const tiers = event.minTier === 'free' ? undefined : await this.tiersOf(this.registry.audienceOf(symbol));
-    // Walk the registry as it is now: a socket that registered during the lookup had its tier
-    // cached at connect, and its welcome promised it every seq above the one delivered before.
+    const tiers = event.minTier === 'free' ? undefined : await this.tiersOfAudience(symbol);
     for (const sockets of this.registry.audienceOf(symbol)) {
       for (const connection of sockets) {
         if (tiers) {
-          const tier = tiers.get(connection.userId) ?? this.tiers.peek(connection.userId);
+          const tier = tiers.get(connection.userId);
           if (!tier || !canSee(tier, event.minTier)) continue;
         }
         this.offer(connection, event, bytes, moreFollow);
@@ -157,13 +155,25 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   }
 
   /**
-   * The tiers of the users behind these sockets, each cached one read once and all misses loaded in
-   * one query: the work follows the signal's audience, not everyone connected.
+   * The tiers of the users who may receive a signal of this symbol (its followers and the unfiltered
+   * sockets): each cached one read once, all misses loaded in one query. The work follows the
+   * audience, not everyone connected. A socket that joined the audience while a query ran (it
+   * connected, or changed its filter) has its user looked up too, so that the walk that follows,
+   * with no wait in between, finds every audience member's tier; a user absent from the database
+   * has none and receives nothing.
    */
-  private tiersOf(audience: readonly ReadonlySet<Connection>[]): Promise<Map<string, Tier>> {
-    const users = new Set<string>();
-    for (const sockets of audience) for (const connection of sockets) users.add(connection.userId);
-    return this.tiers.getMany(users);
+  private async tiersOfAudience(symbol: string): Promise<Map<string, Tier>> {
+    const tiers = new Map<string, Tier>();
+    const asked = new Set<string>();
+    for (;;) {
+      const missing = new Set<string>();
+      for (const sockets of this.registry.audienceOf(symbol)) {
+        for (const { userId } of sockets) if (!asked.has(userId)) missing.add(userId);
+      }
+      if (missing.size === 0) return tiers;
+      for (const userId of missing) asked.add(userId);
+      for (const [userId, tier] of await this.tiers.getMany(missing)) tiers.set(userId, tier);
+    }
   }
 
   private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage, moreFollow: boolean): void {

@@ -9,7 +9,7 @@ import { visibleMinTiers } from './entitlement.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
-import { SignalsRepository, WriteContention, type WriteOutcome } from './signals.repository.js';
+import { SignalsRepository, type WriteOutcome } from './signals.repository.js';
 import type { WriteRequest } from './sync-plan.js';
 
 interface PendingWrite {
@@ -112,13 +112,8 @@ export class SignalsService implements BeforeApplicationShutdown {
   }
 
   private async fail(group: PendingWrite[], error: unknown): Promise<void> {
-    if (isDatabaseUnavailable(error) || error instanceof WriteContention) {
-      const unavailable = new AppError(
-        'database_unavailable',
-        error instanceof WriteContention
-          ? 'Other instances kept writing first; the signal was not stored. Retry later.'
-          : 'The database is unavailable; the signal was not stored. Retry later.',
-      );
+    if (isDatabaseUnavailable(error)) {
+      const unavailable = new AppError('database_unavailable', 'The database is unavailable; the signal was not stored. Retry later.');
       for (const pending of group) pending.reject(unavailable);
       return;
     }
