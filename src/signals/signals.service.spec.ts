@@ -31,49 +31,30 @@ const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'>
 
 const created = (requests: readonly WriteRequest[]): WriteOutcome[] => requests.map((r) => ({ result: 'created', ...stored(r) }));
 
-/**
- * A repository double: `write` decides each group's outcome (the tests inspect its calls), and a
- * group is written only after the previous one settled, as the real writer's counter row ensures.
- */
-function setup(write: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>) {
-  const writes = vi.fn(write);
-  let busy = false;
-  const writeGroup = async (requests: readonly WriteRequest[]) => {
-    if (busy) throw new Error('two groups written at once');
-    busy = true;
-    try {
-      return await writes(requests);
-    } finally {
-      busy = false;
-    }
-  };
+/** A repository double whose `writeGroup` decides each group's outcome; the tests inspect its calls. */
+function setup(writeGroup: (requests: readonly WriteRequest[]) => Promise<WriteOutcome[]>) {
   const repository = strictMock<SignalsRepository>({ writeGroup });
+  const writes = repository.writeGroup;
   const bus = new InProcessBus();
   const published: SignalEvent[] = [];
   bus.onSignal((event) => published.push(event));
   const groups = () => writes.mock.calls.map(([requests]) => requests.map((r) => r.input.external_id));
-  return { repository, writes, groups, published, service: new SignalsService(repository, bus) };
-}
-
-/** A promise and the function that resolves it. */
-function gate() {
-  let open!: () => void;
-  const opened = new Promise<void>((resolve) => (open = resolve));
-  return { opened, open };
+  return { writes, groups, published, service: new SignalsService(repository, bus) };
 }
 
 describe('SignalsService (group commit)', () => {
   it('gathers the syncs that arrive during a transaction into the next one', async () => {
-    const first = gate();
+    let release!: () => void;
+    const first = new Promise<void>((resolve) => (release = resolve));
     const { writes, groups, service } = setup(async (requests) => {
-      if (writes.mock.calls.length === 1) await first.opened;
+      if (writes.mock.calls.length === 1) await first;
       return created(requests);
     });
     const a = service.sync('p', input('a'));
     await vi.waitFor(() => expect(writes).toHaveBeenCalledTimes(1));
     const b = service.syncEach('p', [input('b'), input('c')]);
     const d = service.sync('q', input('d'));
-    first.open();
+    release();
     await Promise.all([a, b, d]);
     expect(groups()).toEqual([['a'], ['b', 'c', 'd']]);
   });

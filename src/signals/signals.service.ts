@@ -18,12 +18,12 @@ interface PendingWrite {
   reject(error: unknown): void;
 }
 
-/** Upper bound of signals one group-commit transaction takes. */
+/** Upper bound of signals one group commit takes. */
 const GROUP_COMMIT_MAX = 500;
 
 /**
  * Stores signals, then publishes them. Sync calls queue up and one loop writes them in group
- * commits: while one transaction runs, the next calls gather and go together in the next one. After
+ * commits: while one group is written, the next calls gather and go together in the next one. After
  * each commit the loop answers the group's callers, then publishes the group in seq order: a socket
  * never sees an uncommitted signal, this instance publishes in seq order, and a provider's answer
  * does not wait for the delivery to this instance's sockets (the fan-out to thousands of sockets
