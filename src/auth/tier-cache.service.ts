@@ -41,6 +41,14 @@ export class TierCache implements OnModuleDestroy {
     ];
   }
 
+  /**
+   * Moves whenever a cached tier may have changed (a change arrived, or the cache was flushed):
+   * an answer assembled across several awaits is current only if this did not move meanwhile.
+   */
+  get generation(): number {
+    return this.changes;
+  }
+
   /** The cached tier, without loading. */
   peek(userId: string): Tier | undefined {
     return this.cache.get(userId);

@@ -163,16 +163,21 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
    * has none and receives nothing.
    */
   private async tiersOfAudience(symbol: string): Promise<Map<string, Tier>> {
-    const tiers = new Map<string, Tier>();
-    const asked = new Set<string>();
     for (;;) {
-      const missing = new Set<string>();
-      for (const sockets of this.registry.audienceOf(symbol)) {
-        for (const { userId } of sockets) if (!asked.has(userId)) missing.add(userId);
+      // A tier change that lands while a later query runs must not leave an earlier answer stale.
+      const generation = this.tiers.generation;
+      const tiers = new Map<string, Tier>();
+      const asked = new Set<string>();
+      for (;;) {
+        const missing = new Set<string>();
+        for (const sockets of this.registry.audienceOf(symbol)) {
+          for (const { userId } of sockets) if (!asked.has(userId)) missing.add(userId);
+        }
+        if (missing.size === 0) break;
+        for (const userId of missing) asked.add(userId);
+        for (const [userId, tier] of await this.tiers.getMany(missing)) tiers.set(userId, tier);
       }
-      if (missing.size === 0) return tiers;
-      for (const userId of missing) asked.add(userId);
-      for (const [userId, tier] of await this.tiers.getMany(missing)) tiers.set(userId, tier);
+      if (this.tiers.generation === generation) return tiers;
     }
   }
 
@@ -191,11 +196,14 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     }
   }
 
-  /** For a backlog drained after a replay: the event was tier-checked when it was parked. */
-  sendIfMatching(connection: Connection, event: SignalEvent): boolean {
+  /**
+   * For a backlog drained after a replay: the event was gated when it was parked, and is gated
+   * again by the tier the user has now, so a tier change made meanwhile holds.
+   */
+  sendParked(connection: Connection, event: SignalEvent, tier: Tier): boolean {
     if (event.seq <= connection.lastSeq) return false;
     connection.lastSeq = event.seq;
-    if (!matchesFilter(connection.filter, event.signal)) return false;
+    if (!canSee(tier, event.minTier) || !matchesFilter(connection.filter, event.signal)) return false;
     this.send(connection, frameText(encode(event.type, event.signal)), true);
     return true;
   }

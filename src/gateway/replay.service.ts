@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { AppConfig } from '../config/app-config.js';
+import { canSee } from '../signals/entitlement.js';
 import { toSignalView } from '../signals/signals.repository.js';
 import { SignalsService } from '../signals/signals.service.js';
 import type { Connection } from './connection.js';
@@ -49,13 +50,15 @@ export class ReplayService {
     connection.phase = 'replaying';
     connection.backlog = [];
     connection.lastSeq = since;
+    // Pages stop here: anything newer is delivered by the fan-out after this point, so it is in
+    // the backlog, gated by the tier the user has when it is sent.
     const target = this.fanout.deliveredSeq;
     const open = () => connection.socket.readyState === connection.socket.OPEN;
     let count = 0;
     try {
       const tier = await this.tiers.get(connection.userId);
       if (!tier) return connection.close('UNAUTHORIZED');
-      const query = { afterSeq: since, filter: connection.filter };
+      const query = { afterSeq: since, throughSeq: target, filter: connection.filter };
       if ((await this.signals.count(tier, query, this.maxReplay + 1)) > this.maxReplay) {
         connection.phase = 'idle';
         connection.backlog = [];
@@ -66,23 +69,36 @@ export class ReplayService {
       }
       while (connection.lastSeq < target && open()) {
         if (!(await this.drained(connection))) return;
-        const page = await this.signals.list(tier, {
+        const pageTier = await this.tiers.get(connection.userId);
+        if (!pageTier) return connection.close('UNAUTHORIZED');
+        const page = await this.signals.list(pageTier, {
           afterSeq: connection.lastSeq,
+          throughSeq: target,
           limit: this.pageSize,
           filter: connection.filter,
         });
+        // The tier may have changed while the page was read: what is written is gated by the tier
+        // the user has now (nothing waits between this check and the writes).
+        const sendTier = await this.tiers.get(connection.userId);
+        if (!sendTier) return connection.close('UNAUTHORIZED');
         for (const row of page) {
+          connection.lastSeq = Number(row.seq);
+          if (!canSee(sendTier, row.minTier)) continue;
           const view = toSignalView(row);
           this.fanout.send(connection, frameText(encode(row.version > 1 ? 'signal_update' : 'signal', view)), true);
-          connection.lastSeq = view.seq;
           count++;
         }
         if (page.length < this.pageSize) break;
       }
+      connection.lastSeq = Math.max(connection.lastSeq, target);
       while (connection.backlog.length > 0 && open() && connection.phase === 'replaying') {
         if (!(await this.drained(connection))) return;
+        // Parked events were gated when they arrived; the tier may have changed since.
+        const sendTier = await this.tiers.get(connection.userId);
+        if (!sendTier) return connection.close('UNAUTHORIZED');
+        if (connection.phase !== 'replaying') break;
         for (const event of connection.backlog.splice(0, this.pageSize)) {
-          if (this.fanout.sendIfMatching(connection, event)) count++;
+          if (this.fanout.sendParked(connection, event, sendTier)) count++;
         }
       }
     } catch (error) {

@@ -79,13 +79,15 @@ export function viewOf(
 
 export interface SignalQuery {
   afterSeq: number;
+  /** Inclusive upper bound, if any. */
+  throughSeq?: number;
   minTiers: Tier[];
   filter?: SignalFilter;
 }
 
-function whereOf({ afterSeq, minTiers, filter }: SignalQuery): Prisma.SignalWhereInput {
+function whereOf({ afterSeq, throughSeq, minTiers, filter }: SignalQuery): Prisma.SignalWhereInput {
   return {
-    seq: { gt: BigInt(afterSeq) },
+    seq: { gt: BigInt(afterSeq), ...(throughSeq !== undefined && { lte: BigInt(throughSeq) }) },
     minTier: { in: minTiers },
     ...(filter?.symbols && { symbol: { in: [...filter.symbols] } }),
     ...(filter?.markets && { market: { in: [...filter.markets] } }),

@@ -76,12 +76,12 @@ export class SignalsService implements BeforeApplicationShutdown {
   }
 
   /** Signals after a seq that this tier (and filter) may see, oldest first. */
-  list(tier: Tier, query: { afterSeq: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
+  list(tier: Tier, query: { afterSeq: number; throughSeq?: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
     return this.repository.list({ ...query, minTiers: visibleMinTiers(tier) });
   }
 
   /** How many signals `list` would return for this tier and filter, counting up to `cap`. */
-  count(tier: Tier, query: { afterSeq: number; filter?: SignalFilter }, cap: number): Promise<number> {
+  count(tier: Tier, query: { afterSeq: number; throughSeq?: number; filter?: SignalFilter }, cap: number): Promise<number> {
     return this.repository.count({ ...query, minTiers: visibleMinTiers(tier) }, cap);
   }
 
