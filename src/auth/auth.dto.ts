@@ -1,8 +1,9 @@
 import { z } from 'zod';
+import { storableText } from '../common/wire-schemas.js';
 import { Role, Tier } from '../generated/prisma/enums.js';
 
 export const tokenRequestSchema = z.strictObject({
-  email: z.string().trim().min(1).max(254),
+  email: storableText(z.string().trim().min(1).max(254)),
   password: z.string().min(1).max(1024),
 });
 

@@ -3,6 +3,7 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { Injectable, Logger } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
+import { decimalInteger } from '../common/wire-schemas.js';
 import { AppConfig } from '../config/app-config.js';
 import { signalFilterSchema, type SignalFilter } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
@@ -67,7 +68,11 @@ function parseFilter(params: URLSearchParams): { filter?: SignalFilter; error?: 
     if (value !== null) wire[name] = value.split(',').filter(Boolean);
   }
   const minConfidence = params.get('min_confidence');
-  if (minConfidence !== null) wire.min_confidence = Number(minConfidence);
+  if (minConfidence !== null) {
+    const parsed = decimalInteger().safeParse(minConfidence);
+    if (!parsed.success) return { error: `min_confidence: ${parsed.error.issues[0]!.message}` };
+    wire.min_confidence = parsed.data;
+  }
   if (Object.keys(wire).length === 0) return {};
   const parsed = signalFilterSchema.safeParse(wire);
   if (parsed.success) return { filter: parsed.data };
@@ -124,18 +129,17 @@ export class UpgradeAuthenticator {
     }
     const url = new URL(request.url ?? '/', 'http://localhost');
     const rawSince = url.searchParams.get('since');
-    const since = rawSince === null ? undefined : Number(rawSince);
-    if (since !== undefined && (!Number.isSafeInteger(since) || since < 0)) {
-      return { ok: false, status: 400, message: 'since must be a non-negative integer seq' };
-    }
+    const since = rawSince === null ? undefined : decimalInteger().safeParse(rawSince);
+    if (since?.success === false) return { ok: false, status: 400, message: 'since must be a non-negative integer seq' };
     const { filter, error } = parseFilter(url.searchParams);
     if (error) return { ok: false, status: 400, message: `Invalid filter ${error}` };
+    // The Authorization header wins over `?token=` when both are given (a proxy may add the header).
     const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
     const token = bearer ?? (url.searchParams.get('token') || undefined);
     if (!token) return { ok: false, status: 401, message: 'Missing token (?token= or Authorization: Bearer)' };
     const principal = this.auth.authenticateToken(token);
     if (!principal) return { ok: false, status: 401, message: 'Invalid or expired token' };
-    contexts.set(request, { principal, since, filter });
+    contexts.set(request, { principal, since: since?.data, filter });
     return { ok: true, principal };
   }
 }

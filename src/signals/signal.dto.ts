@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { SignalSide, SignalStatus } from '../generated/prisma/enums.js';
 import { Prisma } from '../generated/prisma/client.js';
+import { decimalInteger, isoTimestamp, storableText } from '../common/wire-schemas.js';
 
 const { Decimal } = Prisma;
 
@@ -11,7 +12,6 @@ const price = z
   .refine((value) => /[1-9]/.test(value), 'must be greater than 0')
   .transform((value) => new Decimal(value).toFixed());
 
-const timestamp = z.iso.datetime({ offset: true, message: 'must be an ISO 8601 date-time' }).transform((value) => new Date(value));
 
 export const syncSignalSchema = z
   .strictObject({
@@ -27,17 +27,12 @@ export const syncSignalSchema = z
     take_profits: z.array(price).max(10, 'at most 10 targets').default([]),
     confidence: z.number().int('must be an integer').min(0).max(100),
     timeframe: z.string().regex(/^[1-9]\d{0,3}(s|m|h|d|w|M)$/, 'must look like 1m, 15m, 4h, 1d, 1w'),
-    note: z
-      .string()
-      .max(2000)
-      // PostgreSQL cannot store NUL, and a lone surrogate would come back changed (breaking idempotency).
-      .refine((note) => !note.includes('\u0000') && note.isWellFormed(), 'must be well-formed text without NUL characters')
-      .nullable()
+    note: storableText(z.string().max(2000)).nullable()
       .default(null),
     premium: z.boolean().default(false),
     status: z.enum(SignalStatus).default('active'),
-    issued_at: timestamp,
-    expires_at: timestamp.nullable().default(null),
+    issued_at: isoTimestamp,
+    expires_at: isoTimestamp.nullable().default(null),
   })
   .refine((s) => s.expires_at === null || s.expires_at > s.issued_at, {
     message: 'must be later than issued_at',
@@ -59,8 +54,10 @@ export const listSignalsQuerySchema = (maxLimit: number) =>
       .regex(/^[A-Za-z0-9._\-/:]{1,32}$/)
       .transform((value) => value.toUpperCase())
       .optional(),
-    after_seq: z.coerce.number().int().min(0).default(0),
-    limit: z.coerce.number().int().min(1).max(maxLimit).default(Math.min(100, maxLimit)),
+    after_seq: decimalInteger().default(0),
+    limit: decimalInteger(maxLimit)
+      .refine((limit) => limit >= 1, 'must be at least 1')
+      .default(Math.min(100, maxLimit)),
   });
 
 export type ListSignalsQuery = z.output<ReturnType<typeof listSignalsQuerySchema>>;
