@@ -4,9 +4,10 @@ const e2e = (database: 'pglite' | 'postgres') => ({
   extends: true as const,
   test: {
     name: `e2e-${database}`,
-    // *.pg.e2e.spec.ts need a server they can stop and start (PostgreSQL only).
+    // *.pg.e2e.spec.ts need a server they can stop and start (PostgreSQL only); *.pglite.e2e.spec.ts
+    // are about the embedded database itself.
     include: ['test/**/*.e2e.spec.ts'],
-    exclude: database === 'postgres' ? [] : ['test/**/*.pg.e2e.spec.ts'],
+    exclude: [database === 'postgres' ? 'test/**/*.pglite.e2e.spec.ts' : 'test/**/*.pg.e2e.spec.ts'],
     env: { TEST_DATABASE: database },
     testTimeout: 30_000,
     hookTimeout: 60_000,

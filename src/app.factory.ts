@@ -33,6 +33,9 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(env, options.logDestination), {
     bufferLogs: true,
     bodyParser: false,
+    // A start-up failure (a locked data directory, an unreachable database) is thrown to the caller,
+    // which says what went wrong, instead of aborting the process with a core dump.
+    abortOnError: false,
   });
   app.useLogger(app.get(Logger));
   app.useBodyParser('json', { limit: env.HTTP_BODY_LIMIT_BYTES });

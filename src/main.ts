@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory.js';
 import { ConfigError, loadEnv } from './config/app-config.js';
+import { DataDirInUseError } from './database/data-dir-lock.js';
 
 async function main(): Promise<void> {
   let env;
@@ -12,7 +13,14 @@ async function main(): Promise<void> {
     console.error(error.message);
     process.exit(1);
   }
-  const app = await createApp(env);
+  let app;
+  try {
+    app = await createApp(env);
+  } catch (error) {
+    if (!(error instanceof DataDirInUseError)) throw error;
+    console.error(error.message);
+    process.exit(1);
+  }
   const logger = new Logger('Main');
   if (env.JWT_SECRET_GENERATED) {
     logger.warn(

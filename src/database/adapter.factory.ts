@@ -3,6 +3,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PrismaPg } from '@prisma/adapter-pg';
 import type { SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import { PrismaPGlite } from 'pglite-prisma-adapter';
+import { DataDirLock } from './data-dir-lock.js';
 
 export interface OpenedAdapter {
   adapter: SqlMigrationAwareDriverAdapterFactory;
@@ -36,11 +37,24 @@ export async function openAdapter(options: AdapterOptions): Promise<OpenedAdapte
       close: async () => undefined,
     };
   }
-  if (!options.dataDir.startsWith('memory://')) await mkdir(options.dataDir, { recursive: true });
-  const pglite = await PGlite.create(options.dataDir);
-  return {
-    kind: 'pglite',
-    adapter: new PrismaPGlite(pglite),
-    close: () => pglite.close(),
-  };
+  if (options.dataDir.startsWith('memory://')) {
+    const pglite = await PGlite.create(options.dataDir);
+    return { kind: 'pglite', adapter: new PrismaPGlite(pglite), close: () => pglite.close() };
+  }
+  await mkdir(options.dataDir, { recursive: true });
+  const lock = DataDirLock.acquire(options.dataDir);
+  try {
+    const pglite = await PGlite.create(options.dataDir);
+    return {
+      kind: 'pglite',
+      adapter: new PrismaPGlite(pglite),
+      close: async () => {
+        await pglite.close();
+        lock.release();
+      },
+    };
+  } catch (error) {
+    lock.release();
+    throw error;
+  }
 }
