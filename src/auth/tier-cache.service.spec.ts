@@ -7,6 +7,14 @@ import { strictMock } from '../testing/strict-mock.js';
 import { TierCache } from './tier-cache.service.js';
 import type { UsersRepository } from './users.repository.js';
 
+/** A bus whose shared transport can be taken down. */
+class OutageBus extends InProcessBus {
+  down = false;
+  override status() {
+    return this.down ? ('down' as const) : super.status();
+  }
+}
+
 function setup(tiers: Record<string, Tier>, ttlMs = 60_000) {
   const users = strictMock<UsersRepository>({
     findTiers: async (ids: readonly string[]) => new Map(ids.filter((id) => tiers[id]).map((id) => [id, tiers[id]!])),
@@ -14,7 +22,7 @@ function setup(tiers: Record<string, Tier>, ttlMs = 60_000) {
   const config = strictMock<AppConfig>({
     get: ((key: string) => ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: ttlMs })[key]) as AppConfig['get'],
   });
-  const bus = new InProcessBus();
+  const bus = new OutageBus();
   return { cache: new TierCache(users, bus, config), users, bus };
 }
 
@@ -64,5 +72,19 @@ describe('TierCache', () => {
     release();
     expect(await pending).toBe('free');
     expect(cache.peek('a')).toBe('free');
+  });
+
+  it('reads the database instead of the cache while the shared bus is down (changes elsewhere cannot reach it)', async () => {
+    const tiers: Record<string, Tier> = { a: 'pro', b: 'elite' };
+    const { cache, bus, users } = setup(tiers);
+    await cache.getMany(['a', 'b']);
+    bus.down = true;
+    tiers.a = 'free'; // downgraded through another instance, whose message is lost
+    expect(await cache.getMany(['a', 'b'])).toEqual(new Map([['a', 'free'], ['b', 'elite']]));
+    expect(users.findTiers).toHaveBeenCalledTimes(2);
+    expect(users.findTiers).toHaveBeenLastCalledWith(['a', 'b']);
+    bus.down = false;
+    await cache.getMany(['a', 'b']);
+    expect(users.findTiers).toHaveBeenCalledTimes(2);
   });
 });

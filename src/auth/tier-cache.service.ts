@@ -20,7 +20,7 @@ export class TierCache implements OnModuleDestroy {
 
   constructor(
     private readonly users: UsersRepository,
-    bus: MessageBus,
+    private readonly bus: MessageBus,
     config: AppConfig,
   ) {
     this.cache = new LRUCache({ max: config.get('TIER_CACHE_MAX'), ttl: config.get('TIER_CACHE_TTL_MS') });
@@ -76,7 +76,9 @@ export class TierCache implements OnModuleDestroy {
    */
   async getMany(userIds: Iterable<string>): Promise<Map<string, Tier>> {
     const ids = [...userIds];
-    const missing = ids.filter((id) => !this.cache.has(id));
+    // While the shared bus is down, tier changes made on other instances cannot reach this one: no
+    // cached tier is trusted, every lookup reads the database (still one query for all the users).
+    const missing = this.bus.status() === 'down' ? ids : ids.filter((id) => !this.cache.has(id));
     if (missing.length === 0) return this.cached(ids);
     const loadStartedAt = this.changes;
     const loaded = await this.users.findTiers(missing);

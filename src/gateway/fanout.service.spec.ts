@@ -227,6 +227,26 @@ describe('FanoutService', () => {
     expect(users.findTiers.mock.calls.map(([ids]) => [...ids])).toEqual([['early'], ['mover']]);
   });
 
+  it('honours a downgrade of a user already looked up, made while a later tier query of the same broadcast ran', async () => {
+    const { users, registry, fanout, bus, connect, publish } = setup({ early: 'pro', newcomer: 'pro', mover: 'pro' });
+    await fanout.onModuleInit();
+    const early = connect('early', { symbols: new Set(['BTC']) });
+    const newcomer = connect('newcomer', { symbols: new Set(['BTC']) });
+    const mover = connect('mover', { symbols: new Set(['ETH']) });
+    await fanout['tiers'].getMany(['early']);
+    const first = holdNextTierQuery(users, 'pro');
+    const second = holdNextTierQuery(users, 'pro');
+    const delivery = publish('pro', 'BTC');
+    await first.started; // early answered from the cache, newcomer queried
+    registry.setFilter(registry.get(mover as unknown as WebSocket)!, { symbols: new Set(['BTC']) });
+    first.now();
+    await second.started; // the mover joined the audience: its tier is queried in turn
+    await bus.publishUserChange({ userId: 'early', tier: 'free' });
+    second.now();
+    await delivery;
+    expect([seqsOf(early), seqsOf(newcomer), seqsOf(mover)]).toEqual([[], [1], [1]]);
+  });
+
   it('never skips a gap it cannot read yet: it is delivered in order once the database answers', async () => {
     const { bus, fanout, connect, event, signals } = setup({ a: 'free' });
     await fanout.onModuleInit();
