@@ -101,6 +101,11 @@ describe('WebSocket protocol and stats', () => {
     expect(afterSignal.signals_broadcast).toBe(during.signals_broadcast + 1);
     expect(afterSignal.messages_delivered).toBe(during.messages_delivered + during.total_connections);
     expect(afterSignal.uptime_seconds).toBeGreaterThanOrEqual(0);
+    const [self] = afterSignal.instances;
+    expect(self.rss_bytes).toBeGreaterThan(self.heap_used_bytes);
+    expect(self.heap_used_bytes).toBeGreaterThan(1_000_000);
+    expect(self.event_loop_delay_ms).toEqual({ p50: expect.any(Number), p99: expect.any(Number), max: expect.any(Number) });
+    expect(self.event_loop_delay_ms.p99).toBeGreaterThan(0);
 
     await sockets[0]!.close();
     await sockets[2]!.close();

@@ -89,6 +89,9 @@ export function snapshot(instanceId: string, connections: number): InstanceSnaps
     gaps_refilled: 0,
     write_conflicts: 0,
     delivered_seq: 0,
+    rss_bytes: 0,
+    heap_used_bytes: 0,
+    event_loop_delay_ms: { p50: 0, p99: 0, max: 0 },
     started_at: new Date().toISOString(),
     reported_at: new Date().toISOString(),
   };

@@ -50,6 +50,11 @@ export interface InstanceSnapshot {
   /** Sync groups this instance read and planned again because another instance wrote first. */
   write_conflicts: number;
   delivered_seq: number;
+  /** The process's resident memory and V8 heap in use, when the snapshot was taken. */
+  rss_bytes: number;
+  heap_used_bytes: number;
+  /** Event-loop delay since the previous snapshot (how late timers and I/O callbacks ran). */
+  event_loop_delay_ms: { p50: number; p99: number; max: number };
   started_at: string;
   reported_at: string;
 }

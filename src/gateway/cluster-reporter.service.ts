@@ -1,3 +1,4 @@
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Injectable, type BeforeApplicationShutdown, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ClusterState, type InstanceSnapshot } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
@@ -10,6 +11,7 @@ import { FanoutService } from './fanout.service.js';
 export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
   private timer?: NodeJS.Timeout;
   private left = false;
+  private readonly loopDelay = monitorEventLoopDelay({ resolution: 10 });
 
   constructor(
     private readonly cluster: ClusterState,
@@ -20,6 +22,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
   ) {}
 
   onModuleInit(): void {
+    this.loopDelay.enable();
     void this.report();
     this.timer = setInterval(() => void this.report(), this.config.get('CLUSTER_REPORT_INTERVAL_MS'));
     this.timer.unref();
@@ -27,6 +30,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
 
   onModuleDestroy(): void {
     clearInterval(this.timer);
+    this.loopDelay.disable();
   }
 
   /** After the sockets are closed: leave the cluster's numbers at once. */
@@ -35,7 +39,11 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
     await this.cluster.leave();
   }
 
-  snapshot(): InstanceSnapshot {
+  private snapshot(): InstanceSnapshot {
+    const memory = process.memoryUsage();
+    const ms = (ns: number) => (Number.isFinite(ns) ? Math.round(ns / 1e4) / 100 : 0);
+    const delay = { p50: ms(this.loopDelay.percentile(50)), p99: ms(this.loopDelay.percentile(99)), max: ms(this.loopDelay.max) };
+    this.loopDelay.reset();
     return {
       instance_id: this.cluster.instanceId,
       total_connections: this.registry.connectionCount,
@@ -46,14 +54,19 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
       gaps_refilled: this.fanout.gapsRefilled,
       write_conflicts: this.signals.writeConflicts,
       delivered_seq: this.fanout.deliveredSeq,
+      rss_bytes: memory.rss,
+      heap_used_bytes: memory.heapUsed,
+      event_loop_delay_ms: delay,
       started_at: new Date(this.fanout.startedAt).toISOString(),
       reported_at: new Date().toISOString(),
     };
   }
 
-  report(): Promise<void> {
+  /** Reports now; resolves with what was reported. */
+  async report(): Promise<InstanceSnapshot> {
+    const snapshot = this.snapshot();
     // Once left, a late stats request must not put this instance back on the list.
-    if (this.left) return Promise.resolve();
-    return this.cluster.report(this.snapshot());
+    if (!this.left) await this.cluster.report(snapshot);
+    return snapshot;
   }
 }

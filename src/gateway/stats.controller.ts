@@ -37,12 +37,11 @@ export class StatsController {
   @Get('stats')
   @ApiOperation({ summary: 'Live WebSocket statistics of the whole cluster, with a per-instance breakdown' })
   async stats(): Promise<WsStats> {
-    await this.reporter.report();
+    const self = await this.reporter.report();
     const [instances, users] = await Promise.all([this.cluster.instances(), this.cluster.connectedUsers()]);
     const usersByTier = Object.fromEntries(TIERS.map((tier) => [tier, 0])) as Record<Tier, number>;
     for (const tier of (await this.tiers.getMany(users)).values()) usersByTier[tier]++;
     const sum = (pick: (i: InstanceSnapshot) => number) => instances.reduce((total, i) => total + pick(i), 0);
-    const self = this.reporter.snapshot();
     return {
       total_connections: sum((i) => i.total_connections),
       active_users: users.size,
