@@ -28,6 +28,12 @@ async function main(): Promise<void> {
         'Set JWT_SECRET (32+ characters) for anything real; NODE_ENV=production refuses to start without it.',
     );
   }
+  if (env.JWT_SECRET_PREVIOUS) {
+    logger.log(
+      'JWT_SECRET_PREVIOUS is set: tokens signed with it are still accepted. ' +
+        `Remove it once the last of them has expired (JWT_TTL_SECONDS=${env.JWT_TTL_SECONDS} after the rotation).`,
+    );
+  }
   await app.listen(env.PORT, env.HOST);
   logger.log(`signalcast listening on http://localhost:${env.PORT} (API docs at /docs, WebSocket at /ws/signals)`);
 }

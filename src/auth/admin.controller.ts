@@ -12,7 +12,8 @@ import {
 } from './auth.dto.js';
 import { toUserView, UsersService, type UserView } from './users.service.js';
 
-const idPipe = new ZodValidationPipe(uuidSchema);
+/** Path ids are validated as the field `id`, so a bad one is reported under that name. */
+const idPipe = new ZodValidationPipe(uuidSchema, 'id');
 
 @ApiTags('admin')
 @ApiBearerAuth()

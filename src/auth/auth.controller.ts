@@ -3,7 +3,6 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AppError } from '../common/app-error.js';
 import { RateLimiter } from '../common/rate-limiter.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
-import { AppConfig } from '../config/app-config.js';
 import { ApiZodBody } from '../common/openapi.js';
 import { tokenRequestSchema } from './auth.dto.js';
 import { AuthService } from './auth.service.js';
@@ -12,24 +11,20 @@ import type { z } from 'zod';
 @ApiTags('auth')
 @Controller('api/auth')
 export class AuthController {
-  private readonly limiter: RateLimiter;
-
   constructor(
     private readonly auth: AuthService,
-    config: AppConfig,
-  ) {
-    this.limiter = new RateLimiter(config.get('AUTH_RATE_LIMIT_MAX'), config.get('AUTH_RATE_LIMIT_WINDOW_MS'));
-  }
+    private readonly limiter: RateLimiter,
+  ) {}
 
   @Post('token')
   @HttpCode(200)
-  @ApiOperation({ summary: 'Exchange email and password for an access token (rate-limited per client)' })
+  @ApiOperation({ summary: 'Exchange email and password for an access token (rate-limited per client IP, across the cluster)' })
   @ApiZodBody(tokenRequestSchema)
   async token(
     @Ip() ip: string,
     @Body(new ZodValidationPipe(tokenRequestSchema)) body: z.output<typeof tokenRequestSchema>,
   ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
-    const { allowed, retryAfterSeconds } = this.limiter.take(ip);
+    const { allowed, retryAfterSeconds } = await this.limiter.take(ip);
     if (!allowed) {
       throw new AppError('rate_limited', 'Too many token requests; retry later', undefined, {
         'Retry-After': String(retryAfterSeconds),

@@ -1,5 +1,8 @@
 import { Module } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
+import { InMemoryRateLimiter, RateLimiter } from '../common/rate-limiter.js';
+import { RedisRateLimiter } from '../common/redis-rate-limiter.js';
+import { AppConfig } from '../config/app-config.js';
 import { AccountBootstrapService } from './account-bootstrap.service.js';
 import { AdminController } from './admin.controller.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
@@ -22,6 +25,24 @@ import { UsersService } from './users.service.js';
     AuthService,
     JwtAuthGuard,
     JwtStrategy,
+    {
+      // The token endpoint's limit per client IP: cluster-wide in Redis when there is one.
+      provide: RateLimiter,
+      inject: [AppConfig],
+      useFactory: (config: AppConfig): RateLimiter => {
+        const capacity = config.get('AUTH_RATE_LIMIT_MAX');
+        const windowMs = config.get('AUTH_RATE_LIMIT_WINDOW_MS');
+        const url = config.get('REDIS_URL');
+        if (!url) return new InMemoryRateLimiter(capacity, windowMs);
+        return new RedisRateLimiter({
+          url,
+          keyPrefix: `${config.get('REDIS_KEY_PREFIX')}rate:auth-token:`,
+          capacity,
+          windowMs,
+          connectionName: `signalcast-rate-${config.get('INSTANCE_ID')}`,
+        });
+      },
+    },
     RolesGuard,
     TierCache,
     TokenService,

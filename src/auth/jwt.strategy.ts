@@ -4,16 +4,20 @@ import { ExtractJwt, Strategy } from 'passport-jwt';
 import type { Principal } from './principal.js';
 import { TokenService } from './token.service.js';
 
-/** HTTP bearer tokens, verified with the same secret and options as WebSocket upgrades. */
+/**
+ * HTTP bearer tokens, verified with the same keys and options as WebSocket upgrades: the key is
+ * the one `TokenService` verifies the token with (the current secret, or the previous one during a
+ * rotation), and the claims become a principal by the same rule.
+ */
 @Injectable()
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(private readonly tokens: TokenService) {
     super({
       jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
-      // The key object (not the string secret): see `TokenService.key`. passport-jwt hands it to
-      // jsonwebtoken unchanged; its types only name the string and Buffer forms.
-      secretOrKeyProvider: (_request: unknown, _rawToken: unknown, done: (error: null, key: Buffer) => void) =>
-        done(null, tokens.key as unknown as Buffer),
+      // A key object (not a string secret): passport-jwt hands it to jsonwebtoken unchanged; its
+      // types only name the string and Buffer forms.
+      secretOrKeyProvider: (_request: unknown, rawToken: string, done: (error: null, key: Buffer) => void) =>
+        done(null, tokens.keyFor(rawToken) as unknown as Buffer),
       jsonWebTokenOptions: tokens.verifyOptions,
       algorithms: tokens.verifyOptions.algorithms,
       issuer: tokens.verifyOptions.issuer as string,

@@ -1,25 +1,30 @@
 import { describe, expect, it } from 'vitest';
-import { RateLimiter } from './rate-limiter.js';
+import { describeRateLimiterContract } from './rate-limiter.contract.js';
+import { InMemoryRateLimiter } from './rate-limiter.js';
 
-describe('RateLimiter', () => {
-  it('allows a burst of capacity, then refuses with the wait until the next token', () => {
+describeRateLimiterContract('in-memory', async (capacity, windowMs) => ({
+  limiter: new InMemoryRateLimiter(capacity, windowMs),
+  close: async () => undefined,
+}));
+
+describe('InMemoryRateLimiter', () => {
+  it('gives a refused key its token back after the wait it announced', async () => {
     let now = 0;
-    const limiter = new RateLimiter(3, 60_000, 100, () => now);
-    expect([1, 2, 3].map(() => limiter.take('a').allowed)).toEqual([true, true, true]);
-    expect(limiter.take('a')).toEqual({ allowed: false, retryAfterSeconds: 20 });
-    expect(limiter.take('b').allowed).toBe(true);
+    const limiter = new InMemoryRateLimiter(3, 60_000, 100, () => now);
+    for (let i = 0; i < 3; i++) await limiter.take('a');
+    expect(await limiter.take('a')).toEqual({ allowed: false, retryAfterSeconds: 20 });
     now += 20_000;
-    expect(limiter.take('a').allowed).toBe(true);
-    expect(limiter.take('a').allowed).toBe(false);
+    expect((await limiter.take('a')).allowed).toBe(true);
+    expect((await limiter.take('a')).allowed).toBe(false);
   });
 
-  it('keeps a bounded number of keys', () => {
-    const limiter = new RateLimiter(1, 1000, 2, () => 0);
-    limiter.take('a');
-    limiter.take('b');
-    limiter.take('c');
+  it('keeps a bounded number of keys', async () => {
+    const limiter = new InMemoryRateLimiter(1, 1000, 2, () => 0);
+    await limiter.take('a');
+    await limiter.take('b');
+    await limiter.take('c');
     // 'a' was evicted, so it starts with a full bucket again
-    expect(limiter.take('a').allowed).toBe(true);
-    expect(limiter.take('c').allowed).toBe(false);
+    expect((await limiter.take('a')).allowed).toBe(true);
+    expect((await limiter.take('c')).allowed).toBe(false);
   });
 });

@@ -6,6 +6,11 @@ export interface TakeResult {
   retryAfterSeconds: number;
 }
 
+/** Whole seconds to wait for the next token, at least 1: what `Retry-After` says. */
+export function retryAfterSeconds(waitMs: number): number {
+  return Math.max(1, Math.ceil(waitMs / 1000));
+}
+
 /** `capacity` requests at once, refilled evenly at `capacity / windowMs`. */
 export class TokenBucket {
   private tokens: number;
@@ -35,15 +40,24 @@ export class TokenBucket {
       this.tokens -= 1;
       return { allowed: true, retryAfterSeconds: 0 };
     }
-    return { allowed: false, retryAfterSeconds: Math.max(1, Math.ceil((1 - this.tokens) / this.refillPerMs / 1000)) };
+    return { allowed: false, retryAfterSeconds: retryAfterSeconds((1 - this.tokens) / this.refillPerMs) };
   }
 }
 
 /**
- * A token bucket per key. The keys live in a bounded LRU, so a flood of distinct clients cannot
- * grow memory without bound.
+ * A token bucket per key (e.g. a client IP): `capacity` requests at once, refilled evenly over
+ * `windowMs`. Implementations: `InMemoryRateLimiter` (one instance) and `RedisRateLimiter` (every
+ * instance sharing one Redis); `rate-limiter.contract.ts` checks both.
  */
-export class RateLimiter {
+export abstract class RateLimiter {
+  abstract take(key: string): Promise<TakeResult>;
+}
+
+/**
+ * The buckets in this process. The keys live in a bounded LRU, so a flood of distinct clients
+ * cannot grow memory without bound.
+ */
+export class InMemoryRateLimiter extends RateLimiter {
   private readonly buckets: LRUCache<string, TokenBucket>;
 
   constructor(
@@ -52,10 +66,11 @@ export class RateLimiter {
     maxKeys = 100_000,
     private readonly now: () => number = Date.now,
   ) {
+    super();
     this.buckets = new LRUCache({ max: maxKeys });
   }
 
-  take(key: string): TakeResult {
+  async take(key: string): Promise<TakeResult> {
     let bucket = this.buckets.get(key);
     if (!bucket) this.buckets.set(key, (bucket = new TokenBucket(this.capacity, this.windowMs, this.now)));
     return bucket.take();

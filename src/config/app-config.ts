@@ -28,6 +28,9 @@ export function loadEnv(overrides: Record<string, string | undefined> = {}): App
   if (env.NODE_ENV === 'production' && !env.JWT_SECRET) {
     throw new ConfigError('Invalid configuration:\n  - JWT_SECRET: required when NODE_ENV=production');
   }
+  if (env.JWT_SECRET_PREVIOUS && !env.JWT_SECRET) {
+    throw new ConfigError('Invalid configuration:\n  - JWT_SECRET_PREVIOUS: set JWT_SECRET too (the previous secret only verifies)');
+  }
   if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError('Invalid configuration:\n  - ADMIN_EMAIL and ADMIN_PASSWORD: set both or neither');
   }

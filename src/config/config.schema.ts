@@ -4,6 +4,7 @@ const bool = z
   .enum(['true', 'false', '1', '0', 'yes', 'no'])
   .transform((value) => value === 'true' || value === '1' || value === 'yes');
 const int = (min: number, max = Number.MAX_SAFE_INTEGER) => z.coerce.number().int().min(min).max(max);
+const secret = z.string().min(32, 'must be at least 32 characters');
 const list = z
   .string()
   .transform((value) => value.split(',').map((item) => item.trim()).filter(Boolean));
@@ -46,7 +47,12 @@ export const envSchema = z.object({
   /** How often an instance compares the stored seq with what it delivered, to fill missed signals. */
   BUS_CATCHUP_INTERVAL_MS: int(100).default(5_000),
 
-  JWT_SECRET: z.string().min(32, 'must be at least 32 characters').optional(),
+  JWT_SECRET: secret.optional(),
+  /**
+   * The secret before the last rotation: tokens signed with it are still accepted until they
+   * expire; new tokens are always signed with `JWT_SECRET`.
+   */
+  JWT_SECRET_PREVIOUS: secret.optional(),
   JWT_ISSUER: z.string().default('signalcast'),
   JWT_AUDIENCE: z.string().default('signalcast-clients'),
   JWT_TTL_SECONDS: int(60, 30 * 24 * 3600).default(3600),
