@@ -26,11 +26,18 @@ export function validationError(details: ErrorDetail[]): AppError {
 
 /** Validates and converts a request part with a zod schema; failures are 400 with each field named. */
 export class ZodValidationPipe<S extends z.ZodType> implements PipeTransform<unknown, z.output<S>> {
-  constructor(private readonly schema: S) {}
+  /** `field`: the name of a single value (a path parameter), for its errors. */
+  constructor(
+    private readonly schema: S,
+    private readonly field?: string,
+  ) {}
 
   transform(value: unknown): z.output<S> {
     const result = this.schema.safeParse(value);
-    if (!result.success) throw validationError(zodIssues(result.error));
+    if (!result.success) {
+      const details = zodIssues(result.error);
+      throw validationError(this.field ? details.map((detail) => ({ ...detail, field: this.field! })) : details);
+    }
     return result.data;
   }
 }
