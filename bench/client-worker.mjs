@@ -24,6 +24,7 @@ function peek(raw) {
 function record(entry, raw) {
   const message = peek(raw);
   if (message.type === 'signal' || message.type === 'signal_update') {
+    if (message.seq <= (entry.seqs.at(-1) ?? 0)) entry.outOfOrder++;
     entry.seqs.push(message.seq);
     entry.times.push(now());
   } else if (message.type === 'welcome') {
@@ -45,7 +46,10 @@ function openWs(url, entry) {
       entry.error = `HTTP ${res.statusCode}`;
       resolve(false);
     });
-    socket.on('close', (code) => (entry.closeCode = code));
+    socket.on('close', (code) => {
+      entry.closeCode = code;
+      entry.onClose?.();
+    });
   });
 }
 
@@ -69,10 +73,11 @@ async function connect({ kind, url, clients, concurrency }) {
   const lane = async () => {
     while (next < clients.length) {
       const client = clients[next++];
-      const entry = { tier: client.tier, symbols: client.symbols, seqs: [], times: [], welcomed: false };
+      const entry = { tier: client.tier, symbols: client.symbols, seqs: [], times: [], welcomed: false, outOfOrder: 0 };
       sockets.push(entry);
       const filter = client.symbols ? `&symbols=${client.symbols.join(',')}` : '';
       const target = kind === 'socketio' ? url : `${url}?token=${encodeURIComponent(client.token)}${filter}`;
+      entry.url = target;
       const ok = await (kind === 'socketio' ? openSocketIo(target, entry) : openWs(target, entry));
       if (!ok) failed++;
     }
@@ -86,11 +91,38 @@ async function connect({ kind, url, clients, concurrency }) {
   return { opened: clients.length - failed, failed, ms: now() - started, errors: [...new Set(sockets.map((s) => s.error).filter(Boolean))].slice(0, 3) };
 }
 
+/**
+ * The soak's trickle of reconnects: `count` random signalcast sockets are dropped (as a lost
+ * connection would be) and open again with `?since=` the last seq they received, as a client
+ * resumes; what they receive after is recorded on the same entry, so the set check covers resume.
+ */
+async function reconnect(count) {
+  const open = sockets.filter((s) => s.welcomed && !s.reconnecting && s.closeCode === undefined);
+  let done = 0;
+  for (let i = 0; i < count && open.length > 0; i++) {
+    const [entry] = open.splice(Math.floor(Math.random() * open.length), 1);
+    entry.reconnecting = true;
+    const closed = new Promise((resolve) => entry.onClose = resolve);
+    entry.close();
+    await closed;
+    entry.closeCode = undefined;
+    const since = entry.seqs.at(-1) ?? 0;
+    if (await openWs(`${entry.url}&since=${since}`, entry)) done++;
+    entry.reconnecting = false;
+  }
+  return done;
+}
+
 process.on('message', async (message) => {
   if (message.cmd === 'connect') {
     process.send({ cmd: 'connected', ...(await connect(message)) });
   } else if (message.cmd === 'collect') {
-    process.send({ cmd: 'collected', sockets: sockets.map(({ tier, symbols, seqs, times, closeCode }) => ({ tier, symbols, seqs, times, closeCode })) });
+    process.send({
+      cmd: 'collected',
+      sockets: sockets.map(({ tier, symbols, seqs, times, closeCode, outOfOrder }) => ({ tier, symbols, seqs, times, closeCode, outOfOrder })),
+    });
+  } else if (message.cmd === 'reconnect') {
+    process.send({ cmd: 'reconnected', count: await reconnect(message.count) });
   } else if (message.cmd === 'reset') {
     for (const socket of sockets) {
       socket.seqs = [];

@@ -13,6 +13,7 @@
 //                    [--batch 10]      (signals per sync request: the batch endpoint when > 1)
 //                    [--symbols 50 --follow 2]  (signals spread over 50 symbols; each socket
 //                                       subscribes to 2 of them with `?symbols=`; 0: no filter)
+//                    [--duration 600 --reconnects 5]  (soak: seconds held, sockets resumed per second)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -46,6 +47,10 @@ const SCENARIOS = {
   // rest, but their sync times are reported apart (`sync_response_ms.all`).
   'ingest-rate': { sockets: [1000], signals: 26000, rate: 2000, warmup: 3, batch: 10, symbols: 50, follow: 2, targets: ['signalcast'] },
   scale: { sockets: [19900], signals: 2, rate: 1, targets: ['signalcast', 'bare-ws', 'socketio'] },
+  // Held for `duration` seconds with steady signals, filters and a trickle of reconnects (resumed
+  // with ?since=): memory and event-loop delay sampled each second, every socket's set checked at
+  // the end. 19,900 sockets: the machine's open-files limit is 20,000 (hard), for the server too.
+  soak: { sockets: [19900], rate: 4, duration: 600, symbols: 50, follow: 2, reconnects: 5, targets: ['signalcast'] },
 };
 const scenarioName = args.scenario ?? 'latency';
 const scenario = { ...SCENARIOS[scenarioName] };
@@ -55,7 +60,8 @@ if (args.targets) scenario.targets = args.targets.split(',');
 if (args.signals) scenario.signals = Number(args.signals);
 if (args.rate) scenario.rate = Number(args.rate);
 if (args.concurrency) scenario.concurrency = Number(args.concurrency);
-for (const option of ['batch', 'symbols', 'follow', 'warmup']) if (args[option]) scenario[option] = Number(args[option]);
+for (const option of ['batch', 'symbols', 'follow', 'warmup', 'duration', 'reconnects']) if (args[option]) scenario[option] = Number(args[option]);
+if (scenario.duration) scenario.signals = Math.round(scenario.duration * scenario.rate);
 scenario.batch ??= 1;
 scenario.symbols ??= 2;
 scenario.follow ??= 0;
@@ -279,6 +285,11 @@ async function startSignalcast(socketCount) {
     pid: child.pid,
     wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
     clients,
+    /** This instance's numbers from `/ws/stats`. */
+    async stats() {
+      const { body } = await api(base, 'GET', '/ws/stats', { token: adminToken });
+      return body.instances.find((i) => i.instance_id === body.instance_id);
+    },
     /**
      * Sends signals i..i+batch-1 through the real sync endpoint (the batch endpoint when batch > 1);
      * resolves with what each one became.
@@ -389,6 +400,7 @@ async function runOne(targetName, socketCount) {
     const syncBySecond = Array.from({ length: Math.ceil(plan.rate > 0 ? plan.signals / plan.rate : 0) + 1 }, () => []);
     const cpuBefore = processStats(target.pid);
     const runStarted = now();
+    const soak = plan.duration ? startSoakSampler(target, workers, plan, runStarted) : undefined;
     const sendOne = async (i) => {
       const started = now();
       const signals = await target.send(i, plan.batch);
@@ -415,6 +427,7 @@ async function runOne(targetName, socketCount) {
       );
     }
     const sendSeconds = (now() - runStarted) / 1000;
+    const soakReport = await soak?.stop();
 
     // Wait until every expected delivery arrived (or give up after a while), then collect.
     const expectedCache = new Map();
@@ -441,10 +454,24 @@ async function runOne(targetName, socketCount) {
     // Correctness: each socket has exactly what its tier allows, in seq order. The baselines
     // promise no order across concurrent publishes (their seq is the harness's), only the set.
     let wrong = 0;
+    const wrongExamples = [];
     for (const socket of sockets) {
       const expected = expectedFor(socket);
       const got = target.kind === 'signalcast' ? socket.seqs : [...socket.seqs].sort((a, b) => a - b);
-      if (got.length !== expected.length || got.some((seq, i) => seq !== expected[i])) wrong++;
+      if (socket.outOfOrder > 0 || got.length !== expected.length || got.some((seq, i) => seq !== expected[i])) {
+        if (wrong++ < 3) {
+          const have = new Set(got);
+          const want = new Set(expected);
+          wrongExamples.push({
+            tier: socket.tier,
+            symbols: socket.symbols,
+            out_of_order: socket.outOfOrder,
+            missing: expected.filter((seq) => !have.has(seq)).slice(0, 10),
+            unexpected: got.filter((seq) => !want.has(seq)).slice(0, 10),
+            duplicates: got.length - have.size,
+          });
+        }
+      }
     }
     const perDelivery = [];
     const lastPerSignal = new Map();
@@ -490,6 +517,7 @@ async function runOne(targetName, socketCount) {
       deliveries: perDelivery.length,
       correct: wrong === 0 && opened === socketCount,
       sockets_with_wrong_set: wrong,
+      ...(wrong > 0 && { wrong_examples: wrongExamples }),
       latency_ms: { p50: round(quantile(perDelivery, 0.5), 2), p99: round(quantile(perDelivery, 0.99), 2), max: round(perDelivery.at(-1), 2) },
       last_delivery_ms: { p50: round(quantile(last, 0.5), 2), p99: round(quantile(last, 0.99), 2), max: round(last.at(-1), 2) },
       deliveries_per_s: round(perDelivery.length / ((lastReceive - firstSend) / 1000), 0),
@@ -505,12 +533,75 @@ async function runOne(targetName, socketCount) {
         p99_by_second: syncBySecond.map((times) => round(quantile(times.sort((a, b) => a - b), 0.99), 1)),
       },
       server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / 100 / wall) * 100, 0),
+      ...(soakReport && { soak: soakReport }),
     };
   } finally {
     for (const worker of workers) worker.child.send({ cmd: 'close' });
     await target.stop();
     await sleep(500);
   }
+}
+
+// ---------------------------------------------------------------- soak
+/** Least-squares slope of `value` over `t` (ms), per minute. */
+function slopePerMinute(samples, value) {
+  const n = samples.length;
+  if (n < 2) return NaN;
+  const mt = samples.reduce((sum, s) => sum + s.t, 0) / n;
+  const mv = samples.reduce((sum, s) => sum + value(s), 0) / n;
+  const cov = samples.reduce((sum, s) => sum + (s.t - mt) * (value(s) - mv), 0);
+  const varT = samples.reduce((sum, s) => sum + (s.t - mt) ** 2, 0);
+  return (cov / varT) * 60_000;
+}
+
+/**
+ * Each second while the signals flow: the server's RSS (from /proc), its V8 heap and event-loop
+ * delay (from /ws/stats), and a few sockets dropped and resumed with ?since=.
+ */
+function startSoakSampler(target, workers, plan, startedAt) {
+  const samples = [];
+  let reconnects = 0;
+  let stopped = false;
+  let turn = 0;
+  const loop = (async () => {
+    while (!stopped) {
+      const tick = now();
+      const stats = await target.stats().catch(() => undefined);
+      samples.push({
+        t: tick - startedAt,
+        rss: processStats(target.pid).rss,
+        heap: stats?.heap_used_bytes ?? NaN,
+        loopP99: stats?.event_loop_delay_ms.p99 ?? NaN,
+        connections: stats?.total_connections ?? NaN,
+      });
+      if (plan.reconnects > 0) {
+        const worker = workers[turn++ % workers.length];
+        reconnects += (await worker.ask({ cmd: 'reconnect', count: plan.reconnects }, 'reconnected')).count;
+      }
+      await sleep(Math.max(0, 1000 - (now() - tick)));
+    }
+  })();
+  return {
+    async stop() {
+      stopped = true;
+      await loop;
+      const lastFive = samples.filter((s) => s.t >= samples.at(-1).t - 5 * 60_000);
+      const mb = (bytes) => round(bytes / 2 ** 20, 1);
+      const loop99 = samples.map((s) => s.loopP99).filter(Number.isFinite).sort((a, b) => a - b);
+      return {
+        seconds: round(samples.at(-1).t / 1000, 0),
+        samples: samples.length,
+        reconnects,
+        connections_min: Math.min(...samples.map((s) => s.connections)),
+        rss_mb: { first: mb(samples[0].rss), last: mb(samples.at(-1).rss), max: mb(Math.max(...samples.map((s) => s.rss))) },
+        heap_mb: { first: mb(samples[0].heap), last: mb(samples.at(-1).heap), max: mb(Math.max(...samples.map((s) => s.heap))) },
+        rss_slope_mb_per_min_last_5_min: round(slopePerMinute(lastFive, (s) => s.rss) / 2 ** 20, 2),
+        heap_slope_mb_per_min_last_5_min: round(slopePerMinute(lastFive, (s) => s.heap) / 2 ** 20, 2),
+        event_loop_delay_p99_ms: { median_of_seconds: round(quantile(loop99, 0.5), 1), worst_second: round(loop99.at(-1), 1) },
+        per_second: samples.map((s) => [round(s.t / 1000, 0), mb(s.rss), mb(s.heap), s.loopP99]),
+      };
+    },
+  };
 }
 
 // ---------------------------------------------------------------- report
@@ -587,6 +678,10 @@ for (const sockets of scenario.sockets) {
 const report = { scenario: scenarioName, options: scenario, machine, at: new Date().toISOString(), results };
 console.log(`\n${scenarioName} (${machine.cores} cores, ${machine.cpu}, ${machine.database}, ${machine.pinned})\n`);
 console.log(table(results));
+for (const { soak } of results.filter((r) => r.soak)) {
+  const { per_second: _perSecond, ...summary } = soak;
+  console.log(`\nsoak: ${JSON.stringify(summary)}`);
+}
 const ratioText = ratios(results);
 if (ratioText) console.log(`\n${ratioText}`);
 const out = args.out ?? path.join(root, 'bench/results', `${report.at.replace(/[:.]/g, '-')}-${scenarioName}.json`);
@@ -596,6 +691,7 @@ console.log(`\nwritten to ${path.relative(root, out)}`);
 const failed = results.filter((r) => !r.correct);
 if (failed.length > 0) {
   console.error(`FAILED: wrong delivery set for ${failed.map((r) => `${r.target}@${r.sockets}`).join(', ')}`);
+  for (const r of failed) console.error(JSON.stringify(r.wrong_examples));
   process.exit(1);
 }
 process.exit(0);
