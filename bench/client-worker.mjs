@@ -29,6 +29,8 @@ function record(entry, raw) {
     entry.times.push(now());
   } else if (message.type === 'welcome') {
     entry.welcomed = true;
+    // Where a resume starts when nothing came yet: the seq this socket started after.
+    entry.startedAfter ??= JSON.parse(raw).latest_seq;
   }
 }
 
@@ -106,7 +108,7 @@ async function reconnect(count) {
     entry.close();
     await closed;
     entry.closeCode = undefined;
-    const since = entry.seqs.at(-1) ?? 0;
+    const since = entry.seqs.at(-1) ?? entry.startedAfter ?? 0;
     if (await openWs(`${entry.url}&since=${since}`, entry)) done++;
     entry.reconnecting = false;
   }
