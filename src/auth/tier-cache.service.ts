@@ -43,10 +43,17 @@ export class TierCache implements OnModuleDestroy {
 
   /**
    * Moves whenever a cached tier may have changed (a change arrived, or the cache was flushed):
-   * an answer assembled across several awaits is current only if this did not move meanwhile.
+   * read it before a lookup that spans several awaits, and ask `changedSince` at the end.
    */
   get generation(): number {
     return this.changes;
+  }
+
+  /** Whether any of these users' tiers changed (or was flushed) after `generation` was read. */
+  changedSince(userIds: Iterable<string>, generation: number): boolean {
+    if (this.changes === generation) return false;
+    for (const id of userIds) if ((this.changedAt.get(id) ?? 0) > generation) return true;
+    return false;
   }
 
   /** The cached tier, without loading. */

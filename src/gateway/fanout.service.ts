@@ -13,6 +13,12 @@ import type { Connection } from './connection.js';
 import { frameText, unsentBytes, writeFramed, type FramedMessage } from './framed-message.js';
 import { encode } from './ws-messages.js';
 
+/** A premium signal's audience and their tiers, as looked up before the walk. */
+interface AudienceTiers {
+  tiers: Map<string, Tier>;
+  current(): boolean;
+}
+
 /** Gap refills read the database in pages of this many versions. */
 const GAP_PAGE = 500;
 const GAP_RETRIES = 3;
@@ -104,9 +110,22 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     await this.deliverOne(event);
   }
 
-  /** `moreFollow`: the caller has more events to deliver right after this one. */
+  /**
+   * `moreFollow`: the caller has more events to deliver right after this one.
+   *
+   * After the tier lookup, everything happens in one synchronous step: the check that the tiers
+   * are still current, the walk over the sockets, and the move of `deliveredSeq`. A tier change
+   * answered before this step is honoured by it, and a socket that registers or starts a resume
+   * after it sees `deliveredSeq` already past this event (so its replay or backlog cannot miss it).
+   */
   private async deliverOne(event: SignalEvent, moreFollow = false): Promise<void> {
-    await this.deliverToSockets(event, moreFollow || this.eventsWaiting > 0);
+    const { symbol } = event.signal;
+    let lookup: AudienceTiers | undefined;
+    // If this throws (database down), the event stays undelivered and is retried by the catch-up.
+    while (event.minTier !== 'free' && !(lookup = await this.tiersOfAudience(symbol)).current()) {
+      // A tier of the audience changed, or a socket joined it, since the lookup: look again.
+    }
+    this.deliverToSockets(event, lookup?.tiers, moreFollow || this.eventsWaiting > 0);
     this.signalsBroadcast++;
     this.deliveredSeq = event.seq;
   }
@@ -138,12 +157,9 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     return true;
   }
 
-  private async deliverToSockets(event: SignalEvent, moreFollow: boolean): Promise<void> {
+  private deliverToSockets(event: SignalEvent, tiers: Map<string, Tier> | undefined, moreFollow: boolean): void {
     const bytes = frameText(encode(event.type, event.signal));
-    const { symbol } = event.signal;
-    // If this throws (database down), the event stays undelivered and is retried by the catch-up.
-    const tiers = event.minTier === 'free' ? undefined : await this.tiersOfAudience(symbol);
-    for (const sockets of this.registry.audienceOf(symbol)) {
+    for (const sockets of this.registry.audienceOf(event.signal.symbol)) {
       for (const connection of sockets) {
         if (tiers) {
           const tier = tiers.get(connection.userId);
@@ -158,27 +174,26 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
    * The tiers of the users who may receive a signal of this symbol (its followers and the unfiltered
    * sockets): each cached one read once, all misses loaded in one query. The work follows the
    * audience, not everyone connected. A socket that joined the audience while a query ran (it
-   * connected, or changed its filter) has its user looked up too, so that the walk that follows,
-   * with no wait in between, finds every audience member's tier; a user absent from the database
-   * has none and receives nothing.
+   * connected, or changed its filter) has its user looked up too; a user absent from the database
+   * has none and receives nothing. `current()` tells, at the moment of the walk, whether the answer
+   * still holds: no tier of these users changed since the lookup began, and nobody joined.
    */
-  private async tiersOfAudience(symbol: string): Promise<Map<string, Tier>> {
-    for (;;) {
-      // A tier change that lands while a later query runs must not leave an earlier answer stale.
-      const generation = this.tiers.generation;
-      const tiers = new Map<string, Tier>();
-      const asked = new Set<string>();
-      for (;;) {
-        const missing = new Set<string>();
-        for (const sockets of this.registry.audienceOf(symbol)) {
-          for (const { userId } of sockets) if (!asked.has(userId)) missing.add(userId);
-        }
-        if (missing.size === 0) break;
-        for (const userId of missing) asked.add(userId);
-        for (const [userId, tier] of await this.tiers.getMany(missing)) tiers.set(userId, tier);
+  private async tiersOfAudience(symbol: string): Promise<AudienceTiers> {
+    const generation = this.tiers.generation;
+    const tiers = new Map<string, Tier>();
+    const asked = new Set<string>();
+    const missing = () => {
+      const users = new Set<string>();
+      for (const sockets of this.registry.audienceOf(symbol)) {
+        for (const { userId } of sockets) if (!asked.has(userId)) users.add(userId);
       }
-      if (this.tiers.generation === generation) return tiers;
+      return users;
+    };
+    for (let next = missing(); next.size > 0; next = missing()) {
+      for (const userId of next) asked.add(userId);
+      for (const [userId, tier] of await this.tiers.getMany(next)) tiers.set(userId, tier);
     }
+    return { tiers, current: () => missing().size === 0 && !this.tiers.changedSince(asked, generation) };
   }
 
   private offer(connection: Connection, event: SignalEvent, bytes: FramedMessage, moreFollow: boolean): void {

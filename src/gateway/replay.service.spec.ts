@@ -53,4 +53,40 @@ describe('ReplayService seam', () => {
 
     expect(sent.filter((seq) => seq > 0)).toEqual([1, 2, 3, 4]);
   });
+
+  it('does not lose an event to a socket that registers and resumes right after the fan-out walked its sockets', async () => {
+    const stored = [row(1)];
+    const config = strictMock<AppConfig>({
+      get: ((key: string) =>
+        ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: 60_000, WS_MAX_BUFFERED_BYTES: 1 << 20, WS_REPLAY_MAX: 100, WS_REPLAY_PAGE_SIZE: 10, BUS_CATCHUP_INTERVAL_MS: 60_000 })[
+          key
+        ]) as AppConfig['get'],
+    });
+    const bus = new InProcessBus();
+    const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', 'pro' as const]]) }), bus, config);
+    const signals = strictMock<SignalsService>({
+      latestStoredSeq: async () => 0,
+      count: async () => 0,
+      list: async (_tier, query: { afterSeq: number; throughSeq?: number; limit: number }) =>
+        stored.filter((r) => Number(r.seq) > query.afterSeq && Number(r.seq) <= (query.throughSeq ?? Infinity)).slice(0, query.limit),
+    });
+    const registry = new ConnectionRegistry(new InProcessClusterState('t'));
+    const fanout = new FanoutService(bus, registry, tiers, signals, config);
+    await fanout.onModuleInit();
+    const replay = new ReplayService(signals, tiers, fanout, config);
+    await tiers.get('u');
+
+    const sent: number[] = [];
+    const socket = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: (b: Buffer | string) => sent.push(JSON.parse(b.toString()).seq ?? -1) };
+    const connection = new Connection(socket as unknown as WebSocket, { userId: 'u', role: 'subscriber' }, TokenBucket.perSecond(100, 100));
+    connection.phase = 'replaying';
+    void bus.publishSignal({ type: 'signal', seq: 1, minTier: 'free', signal: toSignalView(row(1)) } as SignalEvent);
+    // In the same microtask drain as the fan-out's walk: the gateway registers the socket and resumes.
+    queueMicrotask(() => {
+      registry.add(connection);
+      void replay.resume(connection, 0);
+    });
+    await vi.waitFor(() => expect(connection.phase).toBe('live'));
+    expect(sent.filter((seq) => seq > 0)).toEqual([1]);
+  });
 });
