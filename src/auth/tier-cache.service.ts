@@ -16,6 +16,8 @@ export class TierCache implements OnModuleDestroy {
   /** When each user's tier last changed (a counter), so a load racing a change cannot undo it. */
   private readonly changedAt: LRUCache<string, number>;
   private changes = 0;
+  /** The last flush (a bus recovery): a load that began before it may have read a missed change. */
+  private flushedAt = 0;
   private readonly unsubscribes: Unsubscribe[];
 
   constructor(
@@ -34,7 +36,7 @@ export class TierCache implements OnModuleDestroy {
       }),
       // Changes published while the bus was down were lost: start over from the database.
       bus.onRecover(() => {
-        this.changes++;
+        this.flushedAt = ++this.changes;
         for (const userId of this.cache.keys()) this.changedAt.set(userId, this.changes);
         this.cache.clear();
       }),
@@ -52,6 +54,7 @@ export class TierCache implements OnModuleDestroy {
   /** Whether any of these users' tiers changed (or was flushed) after `generation` was read. */
   changedSince(userIds: Iterable<string>, generation: number): boolean {
     if (this.changes === generation) return false;
+    if (this.flushedAt > generation) return true;
     for (const id of userIds) if ((this.changedAt.get(id) ?? 0) > generation) return true;
     return false;
   }
@@ -90,7 +93,7 @@ export class TierCache implements OnModuleDestroy {
     const loadStartedAt = this.changes;
     const loaded = await this.users.findTiers(missing);
     // A change published during the load is newer than what the query read.
-    const fresh = (id: string) => (this.changedAt.get(id) ?? 0) <= loadStartedAt;
+    const fresh = (id: string) => this.flushedAt <= loadStartedAt && (this.changedAt.get(id) ?? 0) <= loadStartedAt;
     for (const [id, tier] of loaded) if (fresh(id)) this.cache.set(id, tier);
     const found = new Map<string, Tier>();
     for (const id of ids) {

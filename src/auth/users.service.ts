@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { MessageBus } from '../bus/bus.types.js';
+import { MessageBus, type UserChange } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
 import type { User } from '../generated/prisma/client.js';
 import { ApiKeysRepository } from './api-keys.repository.js';
@@ -60,11 +60,7 @@ export class UsersService {
   async update(id: string, input: UpdateUserInput): Promise<User> {
     const user = await this.users.update(id, input);
     if (!user) throw new AppError('not_found', `No user with id ${id}`);
-    await this.bus.publishUserChange({
-      userId: user.id,
-      tier: user.tier,
-      credentialsChanged: input.role !== undefined,
-    });
+    await this.announce({ userId: user.id, tier: user.tier, credentialsChanged: input.role !== undefined });
     return user;
   }
 
@@ -80,6 +76,22 @@ export class UsersService {
   async revokeApiKey(id: string): Promise<void> {
     const userId = await this.apiKeys.revoke(id);
     if (!userId) throw new AppError('not_found', `No active API key with id ${id}`);
-    await this.bus.publishUserChange({ userId, credentialsChanged: true });
+    await this.announce({ userId, credentialsChanged: true });
+  }
+
+  /**
+   * A change is answered only once every instance has been told: if the bus cannot take it, the
+   * change is stored but other instances may still act on the old state, and the caller is told so
+   * (503) and retries; the retry stores the same thing again and announces it.
+   */
+  private async announce(change: UserChange): Promise<void> {
+    try {
+      await this.bus.publishUserChange(change);
+    } catch {
+      throw new AppError(
+        'bus_unavailable',
+        'The change is stored, but other instances could not be told (Redis is unreachable): they may still use the old state. Retry the request.',
+      );
+    }
   }
 }

@@ -29,9 +29,20 @@ export type BusStatus = 'in-process' | 'up' | 'down';
 export abstract class MessageBus {
   abstract publishSignal(event: SignalEvent): Promise<void>;
   abstract onSignal(handler: (event: SignalEvent) => void): Unsubscribe;
-  /** Tier changes, role changes and key revocations, so that every instance applies them at once. */
+  /**
+   * Tier changes, role changes and key revocations, so that every instance applies them at once.
+   * Rejects if the other instances could not be told (the shared bus is unreachable).
+   */
   abstract publishUserChange(change: UserChange): Promise<void>;
   abstract onUserChange(handler: (change: UserChange) => void): Unsubscribe;
+  /**
+   * Resolves once every message published on the shared bus before this call has been handed to
+   * this instance's handlers: a tier change answered anywhere before a signal was committed is
+   * applied here before that signal is delivered. Rejects when that cannot be known in time; the
+   * bus then reports `down` until it has reconnected and recovered, so nothing trusts what it may
+   * have missed meanwhile.
+   */
+  abstract fence(): Promise<void>;
   /** Called after the shared bus recovers from an outage (messages may have been missed). */
   abstract onRecover(handler: () => void): Unsubscribe;
   abstract status(): BusStatus;

@@ -27,6 +27,9 @@ export class InProcessBus extends MessageBus {
     return this.users.add(handler);
   }
 
+  /** Handlers run inside `publish*`: everything published is already handed over. */
+  async fence(): Promise<void> {}
+
   onRecover(): Unsubscribe {
     return () => undefined;
   }

@@ -49,6 +49,26 @@ describe('redis: between instances', () => {
     expect(seen.a).toEqual(all);
   });
 
+  it('fences: once fence() resolves, every user change published before it elsewhere has been handled here', async () => {
+    const [a, b] = await cluster(2);
+    await vi.waitFor(() => expect(b!.bus.status()).toBe('up'));
+    const seen: string[] = [];
+    b!.bus.onUserChange((change) => seen.push(`${change.userId}:${change.tier}`));
+    for (let i = 0; i < 20; i++) await a!.bus.publishUserChange({ userId: `u${i}`, tier: 'free' });
+    await b!.bus.fence();
+    expect(seen).toHaveLength(20);
+  });
+
+  it('rejects publishing a user change it cannot send, and a fence it cannot confirm; down until it reconnects', async () => {
+    const [a] = await cluster(1);
+    await vi.waitFor(() => expect(a!.bus.status()).toBe('up'));
+    a!.clients.command.disconnect();
+    a!.clients.subscriber.disconnect();
+    await expect(a!.bus.publishUserChange({ userId: 'u', tier: 'free' })).rejects.toThrow();
+    await expect(a!.bus.fence()).rejects.toThrow();
+    expect(a!.bus.status()).toBe('down');
+  });
+
   it('orders a user change before a later signal from another instance', async () => {
     const [a, b, c] = await cluster(3);
     const log: string[] = [];

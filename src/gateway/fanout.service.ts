@@ -45,6 +45,10 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   readonly startedAt = Date.now();
   /** The highest seq handed to this instance's sockets (read from the database at start). */
   deliveredSeq = 0;
+  /** The highest seq this instance has seen committed (from the bus or read for a refill). */
+  private seenSeq = 0;
+  /** Premium signals up to this seq were committed before a bus fence completed (see `fence`). */
+  private fencedSeq = 0;
   signalsBroadcast = 0;
   messagesDelivered = 0;
   slowConsumersCut = 0;
@@ -69,6 +73,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     this.deliveredSeq = await this.signals.latestStoredSeq();
     const unsubscribes = [
       this.bus.onSignal((event) => {
+        this.seenSeq = Math.max(this.seenSeq, event.seq);
         this.eventsWaiting++;
         void this.enqueue(() => {
           this.eventsWaiting--;
@@ -120,6 +125,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
    */
   private async deliverOne(event: SignalEvent, moreFollow = false): Promise<void> {
     const { symbol } = event.signal;
+    if (event.minTier !== 'free' && event.seq > this.fencedSeq) await this.fence();
     let lookup: AudienceTiers | undefined;
     // If this throws (database down), the event stays undelivered and is retried by the catch-up.
     while (event.minTier !== 'free' && !(lookup = await this.tiersOfAudience(symbol)).current()) {
@@ -151,10 +157,24 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         }
       }
       if (events.length === 0) return true;
+      this.seenSeq = Math.max(this.seenSeq, events.at(-1)!.seq);
       for (const [i, event] of events.entries()) await this.deliverOne(event, i < events.length - 1);
       this.gapsRefilled += events.length;
     }
     return true;
+  }
+
+  /**
+   * Before a premium signal is gated: every tier change answered anywhere before it was committed
+   * must have been applied here. Tier changes and signals share the bus, but a signal committed on
+   * this instance, or read from the database for a refill, did not travel behind them; the bus's
+   * fence waits until everything published so far has been handed over. One fence covers every
+   * signal seen by then. If it fails, the bus reports down and tiers are read from the database.
+   */
+  private async fence(): Promise<void> {
+    const seen = this.seenSeq;
+    await this.bus.fence().catch(() => undefined);
+    this.fencedSeq = Math.max(this.fencedSeq, seen);
   }
 
   private deliverToSockets(event: SignalEvent, tiers: Map<string, Tier> | undefined, moreFollow: boolean): void {
