@@ -9,13 +9,13 @@ const PREVIOUS_SECRET = 'the-secret-before-the-rotation-0000000000000';
 const UNRELATED_SECRET = 'a-secret-this-service-never-had-00000000000';
 
 /** A well-formed access token for `userId`, signed with `secret`. */
-const signWith = (secret: string, userId: string) =>
+const signWith = (secret: string, userId: string, expiresIn = 600) =>
   jwt.sign({ role: 'subscriber' }, secret, {
     algorithm: 'HS256',
     subject: userId,
     issuer: 'signalcast',
     audience: 'signalcast-clients',
-    expiresIn: 600,
+    expiresIn,
   });
 
 /** The app on a fresh database, with its logs collected. */
@@ -74,6 +74,19 @@ describe('JWT secret rotation, with JWT_SECRET_PREVIOUS set', () => {
     const user = await context.api.user('free');
     expect(() => jwt.verify(user.token, TEST_JWT_SECRET, { algorithms: ['HS256'] })).not.toThrow();
     expect(() => jwt.verify(user.token, PREVIOUS_SECRET, { algorithms: ['HS256'] })).toThrow(/invalid signature/);
+  });
+
+  it('refuses a token signed with the previous secret that lives longer than JWT_TTL_SECONDS (a forgery with a leaked old secret)', async () => {
+    const user = await context.api.user('pro');
+    await expectRefused(context, signWith(PREVIOUS_SECRET, user.id, 3600 + 1));
+    const withoutIat = jwt.sign({ role: 'subscriber', exp: Math.floor(Date.now() / 1000) + 600 }, PREVIOUS_SECRET, {
+      algorithm: 'HS256',
+      subject: user.id,
+      issuer: 'signalcast',
+      audience: 'signalcast-clients',
+      noTimestamp: true,
+    });
+    await expectRefused(context, withoutIat);
   });
 
   it('never logs either secret', async () => {

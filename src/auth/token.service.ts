@@ -80,8 +80,14 @@ export class TokenService {
 
   private verifyWith(token: string, key: KeyObject): Principal | null {
     try {
-      const claims = jwt.verify(token, key, this.verifyOptions);
-      return typeof claims === 'string' ? null : this.toPrincipal(claims as Partial<AccessTokenClaims>);
+      const verified = jwt.verify(token, key, this.verifyOptions);
+      if (typeof verified === 'string') return null;
+      const claims = verified as Partial<AccessTokenClaims> & { iat?: unknown };
+      // The previous secret only vouches for tokens as this service issued them: if it leaked, a
+      // forger could otherwise mint tokens that outlive the rotation by years.
+      const lifetime = typeof claims.iat === 'number' && typeof claims.exp === 'number' ? claims.exp - claims.iat : Infinity;
+      if (key !== this.signingKey && lifetime > this.config.get('JWT_TTL_SECONDS')) return null;
+      return this.toPrincipal(claims);
     } catch {
       return null;
     }
