@@ -208,5 +208,9 @@ describe('token rate limit behind a proxy (TRUST_PROXY)', () => {
     expect((await attempt('203.0.113.1')).status).toBe(401);
     expect((await attempt('203.0.113.2')).status).toBe(401);
     expect((await attempt('203.0.113.1')).status).toBe(429);
+    // An IPv6 client is counted by its /64: a fresh address in the same network is the same client.
+    expect((await attempt('2001:db8:1:2::1')).status).toBe(401);
+    expect((await attempt('2001:db8:1:2:abcd:1:2:3')).status).toBe(429);
+    expect((await attempt('2001:db8:1:3::1')).status).toBe(401);
   });
 });

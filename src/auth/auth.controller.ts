@@ -1,7 +1,7 @@
 import { Body, Controller, HttpCode, Ip, Post } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AppError } from '../common/app-error.js';
-import { RateLimiter } from '../common/rate-limiter.js';
+import { RateLimiter, clientKey } from '../common/rate-limiter.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { ApiZodBody } from '../common/openapi.js';
 import { tokenRequestSchema } from './auth.dto.js';
@@ -24,7 +24,7 @@ export class AuthController {
     @Ip() ip: string,
     @Body(new ZodValidationPipe(tokenRequestSchema)) body: z.output<typeof tokenRequestSchema>,
   ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
-    const { allowed, retryAfterSeconds } = await this.limiter.take(ip);
+    const { allowed, retryAfterSeconds } = await this.limiter.take(clientKey(ip));
     if (!allowed) {
       throw new AppError('rate_limited', 'Too many token requests; retry later', undefined, {
         'Retry-After': String(retryAfterSeconds),

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { describeRateLimiterContract } from './rate-limiter.contract.js';
-import { InMemoryRateLimiter } from './rate-limiter.js';
+import { clientKey, InMemoryRateLimiter } from './rate-limiter.js';
 
 describeRateLimiterContract('in-memory', async (capacity, windowMs) => ({
   limiter: new InMemoryRateLimiter(capacity, windowMs),
@@ -27,4 +27,15 @@ describe('InMemoryRateLimiter', () => {
     expect((await limiter.take('a')).allowed).toBe(true);
     expect((await limiter.take('c')).allowed).toBe(false);
   });
+});
+
+describe('clientKey', () => {
+  it.each([
+    ['203.0.113.7', '203.0.113.7'],
+    ['::ffff:203.0.113.7', '203.0.113.7'],
+    ['2001:db8:1:2::1', '2001:db8:1:2::/64'],
+    ['2001:0db8:0001:0002:abcd:1:2:3', '2001:db8:1:2::/64'],
+    ['2001:db8::1', '2001:db8:0:0::/64'],
+    ['::1', '0:0:0:0::/64'],
+  ])('counts %s as %s', (ip, key) => expect(clientKey(ip)).toBe(key));
 });

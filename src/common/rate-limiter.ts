@@ -1,3 +1,4 @@
+import { isIPv6 } from 'node:net';
 import { LRUCache } from 'lru-cache';
 
 export interface TakeResult {
@@ -49,6 +50,21 @@ export class TokenBucket {
  * `windowMs`. Implementations: `InMemoryRateLimiter` (one instance) and `RedisRateLimiter` (every
  * instance sharing one Redis); `rate-limiter.contract.ts` checks both.
  */
+/**
+ * Whom a per-client limit counts: an IPv4 address, or an IPv6 address's /64 network (one host is
+ * usually given a whole /64, and could otherwise take a fresh address for every request).
+ */
+export function clientKey(ip: string): string {
+  if (!isIPv6(ip)) return ip;
+  const mapped = /^::ffff:(\d+\.\d+\.\d+\.\d+)$/i.exec(ip);
+  if (mapped) return mapped[1]!;
+  const [head = '', tail = ''] = ip.split('::');
+  const left = head ? head.split(':') : [];
+  const right = tail ? tail.split(':') : [];
+  const groups = ip.includes('::') ? [...left, ...Array(8 - left.length - right.length).fill('0'), ...right] : left;
+  return `${groups.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`;
+}
+
 export abstract class RateLimiter {
   abstract take(key: string): Promise<TakeResult>;
 }
