@@ -5,7 +5,7 @@ import { AuthService } from '../auth/auth.service.js';
 import type { Principal } from '../auth/principal.js';
 import { decimalInteger } from '../common/wire-schemas.js';
 import { AppConfig } from '../config/app-config.js';
-import { signalFilterSchema, type SignalFilter } from '../signals/signal-filter.js';
+import { filterFromQuery, type SignalFilter } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
 export type UpgradeDecision =
@@ -17,8 +17,6 @@ interface UpgradeContext {
   since?: number;
   filter?: SignalFilter;
 }
-
-const FILTER_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
 
 const contexts = new WeakMap<IncomingMessage, UpgradeContext>();
 
@@ -58,26 +56,6 @@ export function sinceOf(request: IncomingMessage): number | undefined {
 /** The subscription filter given on the URL, if any (applies from the first signal, replay included). */
 export function filterOf(request: IncomingMessage): SignalFilter | undefined {
   return contexts.get(request)?.filter;
-}
-
-/** `?symbols=A,B&markets=..&providers=..&sides=..&min_confidence=N`, validated like `subscribe`. */
-function parseFilter(params: URLSearchParams): { filter?: SignalFilter; error?: string } {
-  const wire: Record<string, unknown> = {};
-  for (const name of FILTER_LISTS) {
-    const value = params.get(name);
-    if (value !== null) wire[name] = value.split(',').filter(Boolean);
-  }
-  const minConfidence = params.get('min_confidence');
-  if (minConfidence !== null) {
-    const parsed = decimalInteger().safeParse(minConfidence);
-    if (!parsed.success) return { error: `min_confidence: ${parsed.error.issues[0]!.message}` };
-    wire.min_confidence = parsed.data;
-  }
-  if (Object.keys(wire).length === 0) return {};
-  const parsed = signalFilterSchema.safeParse(wire);
-  if (parsed.success) return { filter: parsed.data };
-  const issue = parsed.error.issues[0]!;
-  return { error: `${issue.path.join('.')}: ${issue.message}` };
 }
 
 /**
@@ -131,8 +109,8 @@ export class UpgradeAuthenticator {
     const rawSince = url.searchParams.get('since');
     const since = rawSince === null ? undefined : decimalInteger().safeParse(rawSince);
     if (since?.success === false) return { ok: false, status: 400, message: 'since must be a non-negative integer seq' };
-    const { filter, error } = parseFilter(url.searchParams);
-    if (error) return { ok: false, status: 400, message: `Invalid filter ${error}` };
+    const { filter, error } = filterFromQuery(url.searchParams);
+    if (error) return { ok: false, status: 400, message: `Invalid filter ${error.field}: ${error.message}` };
     // The Authorization header wins over `?token=` when both are given (a proxy may add the header).
     const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
     const token = bearer ?? (url.searchParams.get('token') || undefined);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { decimalInteger } from '../common/wire-schemas.js';
 import { SignalSide } from '../generated/prisma/enums.js';
 import type { SignalView } from './signal.types.js';
 
@@ -12,6 +13,8 @@ export interface SignalFilter {
   providers?: ReadonlySet<string>;
   sides?: ReadonlySet<SignalSide>;
   minConfidence?: number;
+  /** `true`: premium signals only; `false`: regular signals only. */
+  premium?: boolean;
 }
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(100, 'at most 100 values');
@@ -24,6 +27,7 @@ export const signalFilterSchema = z
     providers: list(z.uuid({ message: 'must be a provider id (UUID)' })).optional(),
     sides: list(z.enum(SignalSide)).optional(),
     min_confidence: z.number().int().min(0).max(100).optional(),
+    premium: z.boolean().optional(),
   })
   .transform(
     (wire): SignalFilter => ({
@@ -32,8 +36,40 @@ export const signalFilterSchema = z
       ...(wire.providers && { providers: new Set(wire.providers) }),
       ...(wire.sides && { sides: new Set(wire.sides) }),
       ...(wire.min_confidence !== undefined && { minConfidence: wire.min_confidence }),
+      ...(wire.premium !== undefined && { premium: wire.premium }),
     }),
   );
+
+const QUERY_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
+
+/**
+ * The filter written as query parameters (the connection URL, the listing):
+ * `?symbols=A,B&markets=..&providers=..&sides=..&min_confidence=N&premium=true|false`, validated
+ * like `subscribe`. `error` names the parameter.
+ */
+export function filterFromQuery(params: URLSearchParams): { filter?: SignalFilter; error?: { field: string; message: string } } {
+  const wire: Record<string, unknown> = {};
+  for (const name of QUERY_LISTS) {
+    const value = params.get(name);
+    if (value !== null) wire[name] = value.split(',').filter(Boolean);
+  }
+  const minConfidence = params.get('min_confidence');
+  if (minConfidence !== null) {
+    const parsed = decimalInteger().safeParse(minConfidence);
+    if (!parsed.success) return { error: { field: 'min_confidence', message: parsed.error.issues[0]!.message } };
+    wire.min_confidence = parsed.data;
+  }
+  const premium = params.get('premium');
+  if (premium !== null) {
+    if (premium !== 'true' && premium !== 'false') return { error: { field: 'premium', message: 'must be true or false' } };
+    wire.premium = premium === 'true';
+  }
+  if (Object.keys(wire).length === 0) return {};
+  const parsed = signalFilterSchema.safeParse(wire);
+  if (parsed.success) return { filter: parsed.data };
+  const issue = parsed.error.issues[0]!;
+  return { error: { field: issue.path.join('.'), message: issue.message } };
+}
 
 export function matchesFilter(filter: SignalFilter | undefined, signal: SignalView): boolean {
   if (!filter) return true;
@@ -42,7 +78,8 @@ export function matchesFilter(filter: SignalFilter | undefined, signal: SignalVi
     (!filter.markets || filter.markets.has(signal.market)) &&
     (!filter.providers || filter.providers.has(signal.provider)) &&
     (!filter.sides || filter.sides.has(signal.side)) &&
-    (filter.minConfidence === undefined || signal.confidence >= filter.minConfidence)
+    (filter.minConfidence === undefined || signal.confidence >= filter.minConfidence) &&
+    (filter.premium === undefined || signal.premium === filter.premium)
   );
 }
 
@@ -55,5 +92,6 @@ export function filterToWire(filter: SignalFilter | undefined): Record<string, u
     ...(filter.providers && { providers: [...filter.providers] }),
     ...(filter.sides && { sides: [...filter.sides] }),
     ...(filter.minConfidence !== undefined && { min_confidence: filter.minConfidence }),
+    ...(filter.premium !== undefined && { premium: filter.premium }),
   };
 }

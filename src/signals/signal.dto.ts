@@ -55,6 +55,13 @@ export const listSignalsQuerySchema = (maxLimit: number) =>
       .transform((value) => value.toUpperCase())
       .optional(),
     after_seq: decimalInteger().default(0),
+    // The subscription filter, as on the connection URL (parsed by `filterFromQuery`).
+    symbols: z.string().optional(),
+    markets: z.string().optional(),
+    providers: z.string().optional(),
+    sides: z.string().optional(),
+    min_confidence: z.string().optional(),
+    premium: z.string().optional(),
     limit: decimalInteger(maxLimit)
       .refine((limit) => limit >= 1, 'must be at least 1')
       .default(Math.min(100, maxLimit)),

@@ -15,6 +15,7 @@ import {
   type ListSignalsQuery,
   type SyncSignalInput,
 } from './signal.dto.js';
+import { filterFromQuery } from './signal-filter.js';
 import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
 import { toSignalView } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
@@ -110,12 +111,17 @@ export class SignalsController {
     @Query() rawQuery: Record<string, unknown>,
   ): Promise<{ data: SignalView[]; next_after_seq: number; has_more: boolean }> {
     const query: ListSignalsQuery = this.listQueryPipe.transform(rawQuery);
+    const { after_seq: _after, limit: _limit, symbol, ...filterParams } = query;
+    const params = new URLSearchParams(Object.entries(filterParams).filter((entry): entry is [string, string] => entry[1] !== undefined));
+    if (symbol) params.set('symbols', [symbol, ...(params.get('symbols')?.split(',') ?? [])].join(','));
+    const { filter, error } = filterFromQuery(params);
+    if (error) throw validationError([error]);
     const tier = await this.tiers.get(principal.userId);
     if (!tier) throw new AppError('unauthorized', 'The user behind this token no longer exists');
     const rows = await this.signals.list(tier, {
       afterSeq: query.after_seq,
       limit: query.limit + 1,
-      filter: query.symbol ? { symbols: new Set([query.symbol]) } : undefined,
+      filter,
     });
     const hasMore = rows.length > query.limit;
     const page = (hasMore ? rows.slice(0, query.limit) : rows).map(toSignalView);

@@ -88,7 +88,7 @@ export interface SignalQuery {
 function whereOf({ afterSeq, throughSeq, minTiers, filter }: SignalQuery): Prisma.SignalWhereInput {
   return {
     seq: { gt: BigInt(afterSeq), ...(throughSeq !== undefined && { lte: BigInt(throughSeq) }) },
-    minTier: { in: minTiers },
+    minTier: { in: filter?.premium === undefined ? minTiers : minTiers.filter((tier) => (tier !== 'free') === filter.premium) },
     ...(filter?.symbols && { symbol: { in: [...filter.symbols] } }),
     ...(filter?.markets && { market: { in: [...filter.markets] } }),
     ...(filter?.providers && { providerId: { in: [...filter.providers] } }),
