@@ -98,7 +98,7 @@ describe('cluster of three instances', () => {
     const first = await connect(apps.a, user.token);
     const second = await connect(apps.b, user.token);
     const third = await WsClient.open(apps.c.wsUrl, { token: user.token });
-    expect((await third.waitClose()).code).toBe(4429);
+    expect((await third.waitClose()).code).toBe(4529);
     await Promise.all([first.close(), second.close()]);
   });
 

@@ -743,7 +743,7 @@ describe('hostile-input corpus', () => {
       { name: 'an unknown (or deleted) user id', sub: () => randomUUID() },
     ];
     for (const ghost of ghosts) {
-      it(`a well-signed token for ${ghost.name} → 401 unauthorized on HTTP (admin claim too); the socket is closed 4401 unauthorized`, async () => {
+      it(`a well-signed token for ${ghost.name} → 401 unauthorized on HTTP (admin claim too); the socket is closed 4501 unauthorized`, async () => {
         const token = signToken(ghost.sub(), 'subscriber', 600);
         const http = await c.api.request('GET', SIGNALS, { token });
         const admin = await c.api.request('GET', '/ws/stats', { token: signToken(ghost.sub(), 'admin', 600) });
@@ -752,7 +752,7 @@ describe('hostile-input corpus', () => {
         expect({ http: { status: http.status, code: http.body?.code }, admin: { status: admin.status, code: admin.body?.code }, ws }).toEqual({
           http: { status: 401, code: 'unauthorized' },
           admin: { status: 401, code: 'unauthorized' },
-          ws: { close: { code: 4401, reason: 'unauthorized' }, messages: [] },
+          ws: { close: { code: 4501, reason: 'unauthorized' }, messages: [] },
         });
       });
     }

@@ -37,13 +37,13 @@ describe('liveness: heartbeats, token expiry, lifetime', () => {
     await healthy.close();
   });
 
-  it('warns before the token expires, then closes with 4401', async () => {
+  it('warns before the token expires, then closes with 4501', async () => {
     const user = await api.user('free');
     const socket = await WsClient.connect(app.wsUrl, { token: signToken(user.id, 'subscriber', 3) });
     expect(socket.messages[0].token_expires_at).toEqual(expect.any(String));
     const warning = await socket.next((m) => m.type === 'token_expiring', 3_000);
     expect(Date.parse(warning.expires_at)).toBe(Date.parse(socket.messages[0].token_expires_at));
-    expect(await socket.waitClose(4_000)).toEqual({ code: 4401, reason: 'token expired' });
+    expect(await socket.waitClose(4_000)).toEqual({ code: 4501, reason: 'token expired' });
   });
 
   it('keeps a socket whose token is refreshed with an auth request', async () => {
@@ -67,7 +67,7 @@ describe('liveness: heartbeats, token expiry, lifetime', () => {
       code: 'token_user_mismatch',
     });
     expect(await socket.request({ type: 'auth', token: 'garbage' })).toMatchObject({ type: 'error', code: 'invalid_token' });
-    expect((await socket.waitClose(4_000)).code).toBe(4401);
+    expect((await socket.waitClose(4_000)).code).toBe(4501);
   });
 });
 

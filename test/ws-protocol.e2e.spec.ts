@@ -52,12 +52,12 @@ describe('WebSocket protocol and stats', () => {
     await other.close();
   });
 
-  it('caps sockets per user with close code 4429', async () => {
+  it('caps sockets per user with close code 4529', async () => {
     const user = await t.api.user('free');
     const first = await WsClient.connect(t.app.wsUrl, { token: user.token });
     const second = await WsClient.connect(t.app.wsUrl, { token: user.token });
     const third = await WsClient.open(t.app.wsUrl, { token: user.token });
-    expect(await third.waitClose()).toEqual({ code: 4429, reason: 'too many connections for this user' });
+    expect(await third.waitClose()).toEqual({ code: 4529, reason: 'too many connections for this user' });
     await first.close();
     const again = await WsClient.connect(t.app.wsUrl, { token: user.token });
     await Promise.all([second.close(), again.close()]);

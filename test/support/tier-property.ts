@@ -1441,7 +1441,7 @@ class SubscriberDriver {
 
   /**
    * Opens the chain's next socket: fresh (the chain's first) or resuming with `?since=`. Retries
-   * refused attempts (4429 while the server still counts a socket that just closed, ...).
+   * refused attempts (4529 while the server still counts a socket that just closed, ...).
    */
   private async open(since: number | undefined, pauseAtOpen = false): Promise<LiveSocket> {
     for (let attempt = 1; ; attempt++) {
