@@ -43,6 +43,10 @@ describe('newcomer path: demo accounts and API docs', () => {
     expect(Object.keys(document.paths)).toEqual(
       expect.arrayContaining(['/api/auth/token', '/api/v1/external-signals/sync/signal', '/api/v1/signals', '/ws/stats']),
     );
+    const listing = document.paths['/api/v1/signals'].get.parameters.map((p: { name: string }) => p.name);
+    expect(listing).toEqual(
+      expect.arrayContaining(['after_seq', 'limit', 'symbols', 'markets', 'providers', 'sides', 'min_confidence', 'premium']),
+    );
     expect((await fetch(`${app.baseUrl}/docs`)).status).toBe(200);
   });
 });

@@ -1,5 +1,5 @@
 import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyGuard, CurrentPrincipal, JwtAuthGuard } from '../auth/auth.guards.js';
 import type { Principal } from '../auth/principal.js';
@@ -105,7 +105,16 @@ export class SignalsController {
   @Get('signals')
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
-  @ApiOperation({ summary: 'Signals after a seq, oldest first, filtered by your tier (polling and catch-up)' })
+  @ApiOperation({ summary: 'Signals after a seq, oldest first, filtered by your tier and the filter (polling and catch-up)' })
+  @ApiQuery({ name: 'after_seq', required: false, description: 'non-negative integer (decimal digits); default 0' })
+  @ApiQuery({ name: 'limit', required: false, description: 'page size, 1 to SIGNALS_PAGE_MAX; default 100' })
+  @ApiQuery({ name: 'symbols', required: false, description: 'comma-separated symbols (the filter of the WebSocket URL)' })
+  @ApiQuery({ name: 'symbol', required: false, description: 'one symbol (kept for older clients)' })
+  @ApiQuery({ name: 'markets', required: false, description: 'comma-separated lowercase markets' })
+  @ApiQuery({ name: 'providers', required: false, description: 'comma-separated provider ids (UUIDs)' })
+  @ApiQuery({ name: 'sides', required: false, description: 'comma-separated sides: buy, sell, long, short, close' })
+  @ApiQuery({ name: 'min_confidence', required: false, description: 'integer 0 to 100' })
+  @ApiQuery({ name: 'premium', required: false, enum: ['true', 'false'], description: 'premium signals only, or regular ones only' })
   async list(
     @CurrentPrincipal() principal: Principal,
     @Query() rawQuery: Record<string, unknown>,
