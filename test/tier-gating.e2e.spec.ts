@@ -161,6 +161,10 @@ describe('tier-gated delivery', () => {
     const seqs = [...page1.body.data, ...page2.body.data].map((s: any) => s.seq);
     expect(seqs).toEqual([...seqs].sort((a, b) => a - b));
     expect(new Set(seqs).size).toBe(3);
+    // Where a client with no position starts: the highest seq stored, even past what the filter shows.
+    await api.sync(provider.apiKey, signalBody({ symbol: 'OTHERUSD' }));
+    const latest = (await api.sync(provider.apiKey, signalBody({ symbol: 'OTHERUSD' }))).body.seq;
+    expect((await api.request('GET', '/api/v1/signals?symbol=PAGEUSD&limit=1', { token: elite.token })).body.latest_seq).toBe(latest);
 
     expect((await api.request('GET', '/api/v1/signals')).status).toBe(401);
     expect((await api.request('GET', '/api/v1/signals?limit=0', { token: free.token })).status).toBe(400);

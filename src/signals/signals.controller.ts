@@ -118,7 +118,7 @@ export class SignalsController {
   async list(
     @CurrentPrincipal() principal: Principal,
     @Query() rawQuery: Record<string, unknown>,
-  ): Promise<{ data: SignalView[]; next_after_seq: number; has_more: boolean }> {
+  ): Promise<{ data: SignalView[]; next_after_seq: number; has_more: boolean; latest_seq: number }> {
     const query: ListSignalsQuery = this.listQueryPipe.transform(rawQuery);
     const { after_seq: _after, limit: _limit, symbol, ...filterParams } = query;
     const params = new URLSearchParams(Object.entries(filterParams).filter((entry): entry is [string, string] => entry[1] !== undefined));
@@ -127,6 +127,9 @@ export class SignalsController {
     if (error) throw validationError([error]);
     const tier = await this.tiers.get(principal.userId);
     if (!tier) throw new AppError('unauthorized', 'The user behind this token no longer exists');
+    // Read before the page, so it never claims more than the page could show: a client starting
+    // from nothing takes it as its position (as a socket takes the welcome's `latest_seq`).
+    const latestSeq = await this.signals.latestStoredSeq();
     const rows = await this.signals.list(tier, {
       afterSeq: query.after_seq,
       limit: query.limit + 1,
@@ -134,6 +137,6 @@ export class SignalsController {
     });
     const hasMore = rows.length > query.limit;
     const page = (hasMore ? rows.slice(0, query.limit) : rows).map(toSignalView);
-    return { data: page, next_after_seq: page.at(-1)?.seq ?? query.after_seq, has_more: hasMore };
+    return { data: page, next_after_seq: page.at(-1)?.seq ?? query.after_seq, has_more: hasMore, latest_seq: latestSeq };
   }
 }

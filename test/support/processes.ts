@@ -231,6 +231,11 @@ export interface ServiceOptions {
   /** Further environment (REDIS_URL, INSTANCE_ID, intervals...); overrides the defaults below. */
   env?: Record<string, string>;
   readyTimeoutMs?: number;
+  /**
+   * Listen on this port instead of a free one, so that a service restarted on it keeps its URL
+   * (clients keep theirs). Await the previous one's exit first: its /health would pass for ready.
+   */
+  port?: number;
 }
 
 /** The production build (`node dist/main.js`) as a child process on a port of its own. */
@@ -282,7 +287,7 @@ export class ServiceProcess extends ManagedProcess {
 /** Starts `node dist/main.js` and waits until GET /health is 200. */
 export async function startService(options: ServiceOptions): Promise<ServiceProcess> {
   requireBuild();
-  const port = await freePort();
+  const port = options.port ?? (await freePort());
   const env = baseEnv({
     NODE_ENV: 'production',
     HOST: '127.0.0.1',

@@ -4,12 +4,19 @@ import net from 'node:net';
  * A TCP proxy on 127.0.0.1 to a real server, for fault injection: `cut()` drops every connection
  * and refuses new ones (the server looks down to whoever goes through the proxy), `restore()`
  * accepts again; `lag(ms)` holds what the server sends back that long (the connection stays up,
- * only late). Only this test's clients are affected; the real server keeps running.
+ * only late). `pause()` stops reading what the server sends (on every connection, and on new ones
+ * until `resume()`): the client looks like a slow consumer that has stopped reading, so the
+ * proxy's receive buffer, then the server's kernel send buffer, then its WebSocket
+ * `bufferedAmount` fill up (a few MB go into the kernel buffers before `bufferedAmount` grows).
+ * `resume()` reads again; what the server queued meanwhile (e.g. a 4008 close frame) then arrives.
+ * Only this test's clients are affected; the real server keeps running.
  */
 export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1') {
   const sockets = new Set<net.Socket>();
+  const upstreams = new Set<net.Socket>();
   let up = true;
   let lagMs = 0;
+  let paused = false;
   const server = net.createServer((client) => {
     if (!up) return client.destroy();
     const upstream = net.connect(targetPort, targetHost);
@@ -18,8 +25,12 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
       socket.on('close', () => sockets.delete(socket));
       socket.on('error', () => undefined);
     }
+    upstreams.add(upstream);
+    upstream.on('close', () => upstreams.delete(upstream));
     client.pipe(upstream);
     upstream.on('data', (chunk: Buffer) => (lagMs > 0 ? setTimeout(() => client.write(chunk), lagMs) : client.write(chunk)));
+    // After the 'data' listener: an explicitly paused stream stays paused when one is added.
+    if (paused) upstream.pause();
     client.on('close', () => upstream.destroy());
     upstream.on('close', () => client.destroy());
   });
@@ -36,6 +47,14 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     },
     lag(ms: number): void {
       lagMs = ms;
+    },
+    pause(): void {
+      paused = true;
+      for (const upstream of upstreams) upstream.pause();
+    },
+    resume(): void {
+      paused = false;
+      for (const upstream of upstreams) upstream.resume();
     },
     close: () => {
       for (const socket of sockets) socket.destroy();
