@@ -20,8 +20,21 @@ export default defineConfig({
   test: {
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },
+      { extends: true, test: { name: 'client-unit', include: ['packages/client/test/**/*.spec.ts'] } },
       e2e('pglite'),
       e2e('postgres'),
+      {
+        extends: true,
+        // The React entry in happy-dom, against the service started as a child process on PostgreSQL.
+        // Node, not 'happy-dom': the spec installs happy-dom itself (its header says why).
+        test: {
+          name: 'client-dom',
+          include: ['test/**/*.dom.spec.tsx'],
+          env: { TEST_DATABASE: 'postgres' },
+          testTimeout: 30_000,
+          hookTimeout: 60_000,
+        },
+      },
     ],
   },
 });

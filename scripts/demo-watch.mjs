@@ -1,24 +1,38 @@
 #!/usr/bin/env node
-// Logs in as a demo subscriber and prints every message from /ws/signals.
+// Logs in as a demo subscriber and prints every signal, through the client SDK: it reconnects,
+// resumes by seq and deduplicates, so stopping and starting the server loses nothing.
 // Usage: npm run demo:watch -- [free|pro|elite]   (default: pro)
 import { readFileSync } from 'node:fs';
+import { SignalcastClient, UnauthorizedError } from '@signalcast/client';
 import WebSocket from 'ws';
 
 const who = process.argv[2] ?? 'pro';
 const file = process.env.DEMO_CREDENTIALS ?? `${process.env.DATA_DIR ?? './data'}/demo-credentials.json`;
 const credentials = JSON.parse(readFileSync(file, 'utf8'));
-const baseUrl = process.env.BASE_URL ?? credentials.base_url;
-const response = await fetch(`${baseUrl}/api/auth/token`, {
-  method: 'POST',
-  headers: { 'content-type': 'application/json' },
-  body: JSON.stringify({ email: `${who}@demo.signalcast`, password: credentials.password }),
-});
-if (!response.ok) {
-  console.error(`login failed: ${response.status} ${await response.text()}`);
-  process.exit(1);
+const url = process.env.BASE_URL ?? credentials.base_url;
+const email = `${who}@demo.signalcast`;
+
+async function getToken() {
+  const response = await fetch(`${url}/api/auth/token`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password: credentials.password }),
+  });
+  if (response.status === 401) throw new UnauthorizedError(`login refused for ${email}`);
+  if (!response.ok) throw new Error(`login failed: ${response.status}`);
+  return (await response.json()).access_token;
 }
-const { access_token: token } = await response.json();
-const socket = new WebSocket(`${baseUrl.replace(/^http/, 'ws')}/ws/signals`, { headers: { authorization: `Bearer ${token}` } });
-socket.on('open', () => console.log(`connected as ${who}@demo.signalcast; waiting for signals (Ctrl-C to stop)`));
-socket.on('message', (data) => console.log(data.toString()));
-socket.on('close', (code, reason) => console.log(`closed ${code} ${reason}`));
+
+const client = new SignalcastClient({ url, getToken, WebSocket });
+client.on('state', ({ state, retryInMs, code, reason }) =>
+  console.log(`[${state}]${retryInMs !== undefined ? ` retry in ${retryInMs} ms` : ''}${code ? ` (${code}${reason ? ` ${reason}` : ''})` : ''}${state === 'live' ? ` as ${email}, tier ${client.welcome?.tier}` : ''}`),
+);
+client.on('signal', (s) =>
+  console.log(`#${s.seq} ${s.symbol} ${s.side} @ ${s.entry}${s.premium ? ' [premium]' : ''} v${s.version} ${s.status} conf ${s.confidence}`),
+);
+client.on('error', (error) => console.error(`! ${error.code}: ${error.message}`));
+client.connect();
+process.on('SIGINT', () => {
+  client.close();
+  process.exit(0);
+});
