@@ -139,6 +139,22 @@ describe('client SDK: exactly once across reconnects', () => {
   });
 });
 
+describe('client SDK: a first visit with history', () => {
+  it('starts `history` seqs back from the newest, then continues live', async () => {
+    const user = await subscriber();
+    const signals = stored();
+    const earlier = await signals.syncMany(5);
+    const sdk = recorder({ url: ctx.app.baseUrl, getToken: () => user.token(), history: 3 });
+    sdk.client.connect();
+    await sdk.reach('live');
+    expect(sdk.seen.map((signal) => signal.id)).toEqual(earlier.slice(2).map((signal) => signal.id));
+    const next = await signals.sync();
+    await sdk.waitForVersion(next.id, 1);
+    expect(sdk.stateNames()).toBe('connecting > replaying > live');
+    expectExactlyOnce(sdk, signals, earlier[1]!.seq);
+  });
+});
+
 describe('client SDK: tokens', () => {
   it('answers token_expiring with auth on the same socket: no reconnect', async () => {
     const user = await subscriber();

@@ -167,6 +167,16 @@ export class SignalcastClient {
       return;
     }
     if (run !== this.run) return;
+    const history = this.options.history ?? 0;
+    if (this.lastSeq === undefined && history > 0) {
+      // A first visit that wants recent signals: start that many seqs back from the newest.
+      const latest = await getPage(this.options, token, { limit: '1', ...filterParams(this.filters) }).then(
+        (page) => page.latest_seq,
+        () => undefined, // then from now on, as without `history`
+      );
+      if (run !== this.run) return;
+      if (latest !== undefined && this.lastSeq === undefined) this.lastSeq = Math.max(0, latest - history);
+    }
     this.opening = -1;
     const Socket = this.options.WebSocket ?? (globalThis as { WebSocket?: ClientOptions['WebSocket'] }).WebSocket;
     if (!Socket) return this.fail('websocket_unavailable', 'No WebSocket: pass the `WebSocket` option (e.g. the ws package)');

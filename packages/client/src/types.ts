@@ -100,6 +100,11 @@ export interface ClientOptions {
   filters?: SignalFilters;
   /** Resume after this seq (a `lastSeq` persisted earlier). */
   since?: number;
+  /**
+   * Without `since`: start this many seqs back from the newest (the current state of the signals
+   * changed in the last `history` seqs, as the tier and filters allow) instead of from now.
+   */
+  history?: number;
   /** Required where there is no global `WebSocket` (Node 20): pass the `ws` package's. */
   WebSocket?: WebSocketConstructor;
   fetch?: FetchLike;

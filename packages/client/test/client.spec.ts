@@ -43,6 +43,22 @@ describe('SignalcastClient: connecting', () => {
     expect(Object.fromEntries(url.searchParams)).toEqual({ token: 'token-1', since: '41', symbols: 'BTCUSDT,ETHUSDT', premium: 'true', min_confidence: '60' });
   });
 
+  it('with `history` and no position, starts that many seqs back from the listing\'s latest_seq', async () => {
+    const asked: string[] = [];
+    const { client: sdk } = client({
+      history: 20,
+      filters: { premium: false },
+      fetch: async (url) => {
+        asked.push(url);
+        return { status: 200, headers: { get: () => null }, text: async () => JSON.stringify({ data: [], next_after_seq: 0, has_more: false, latest_seq: 50 }) };
+      },
+    });
+    sdk.connect();
+    await settle();
+    expect(asked).toEqual(['https://signals.example.com/base/api/v1/signals?limit=1&premium=false']);
+    expect(FakeSocket.last.query.get('since')).toBe('30');
+  });
+
   it('asks getToken once for any number of concurrent callers', async () => {
     let calls = 0;
     let release!: (token: string) => void;
