@@ -3,7 +3,7 @@ import { PassThrough } from 'node:stream';
 import jwt from 'jsonwebtoken';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Api, UpgradeRefused, WsClient } from './support/clients.js';
-import { createTestDatabase, startApp, TEST_JWT_SECRET, type TestApp, type TestDatabase } from './support/test-app.js';
+import { ADMIN, createTestDatabase, startApp, TEST_JWT_SECRET, type TestApp, type TestDatabase } from './support/test-app.js';
 
 const PREVIOUS_SECRET = 'the-secret-before-the-rotation-0000000000000';
 const UNRELATED_SECRET = 'a-secret-this-service-never-had-00000000000';
@@ -122,6 +122,22 @@ function csp(headers: Headers): Record<string, string[]> {
 }
 
 describe('security headers', () => {
+  it('forbid caching per-user answers (the API, /ws/stats): no browser or shared cache keeps them', async () => {
+    const token = await context.api.admin();
+    const answers = [
+      await fetch(`${context.app.baseUrl}/api/v1/signals`, { headers: { authorization: `Bearer ${token}` } }),
+      await fetch(`${context.app.baseUrl}/api/v1/signals`),
+      await fetch(`${context.app.baseUrl}/ws/stats`, { headers: { authorization: `Bearer ${token}` } }),
+      await fetch(`${context.app.baseUrl}/api/auth/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(ADMIN),
+      }),
+    ];
+    expect(answers.map((answer) => answer.status)).toEqual([200, 401, 200, 200]);
+    for (const answer of answers) expect(answer.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('are on every API response, errors included, without X-Powered-By', async () => {
     const host = new URL(context.app.baseUrl).host;
     const responses = {

@@ -45,3 +45,14 @@ export function securityHeaders(): ReturnType<typeof helmet> {
     },
   });
 }
+
+/**
+ * `Cache-Control: no-store` on the API and `/ws/stats`: their answers are per user (a token, a
+ * tier's signals, the cluster's statistics) and live. A shared cache must not hand them to someone
+ * else, and a browser's fetch cache must not hand a poller yesterday's page.
+ */
+export function noStoreForApi(request: IncomingMessage, response: { setHeader(name: string, value: string): unknown }, next: () => void): void {
+  const path = request.url ?? '';
+  if (path.startsWith('/api/') || path.startsWith('/ws/')) response.setHeader('Cache-Control', 'no-store');
+  next();
+}

@@ -1,6 +1,6 @@
 import { backoffDelay, closeAction } from './backoff.js';
 import { isUnauthorized, SignalcastError } from './errors.js';
-import { getPage, serviceUrl } from './http.js';
+import { deadline, getPage, serviceUrl } from './http.js';
 import type {
   ClientEvents,
   ClientOptions,
@@ -19,14 +19,25 @@ type Timer = ReturnType<typeof setTimeout>;
 interface Pending {
   resolve(value: unknown): void;
   reject(error: SignalcastError): void;
+  timer?: Timer;
 }
+type Reason = TokenContext['reason'];
 
 /** Consecutive attempts that never reached `welcome` before the client asks plain HTTP (A4). */
 const FALLBACK_AFTER = 3;
 /** The ids whose version the client remembers: the second guard behind the seq rule. */
 const VERSIONS_KEPT = 10_000;
+/** A socket this client gave up on may still count against the per-user cap this long (2 server heartbeats). */
+const ABANDONED_SOCKET_MS = 90_000;
+/** No answer to a request (subscribe, auth) within this long: the socket is not trusted any more. */
+const REQUEST_TIMEOUT_MS = 10_000;
+/** A replay that sends nothing for this long (a lost or refused `resume`) is given up: reconnect. */
+const REPLAY_STALL_MS = 30_000;
 
 const filterKey = (filters: SignalFilters) => JSON.stringify(filters, Object.keys(filters).sort());
+const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
+const asError = (error: unknown, code: string) =>
+  error instanceof SignalcastError ? error : new SignalcastError(code, String((error as Error | undefined)?.message ?? error));
 
 /** The filter as query parameters, the way the connection URL and the listing take it. */
 export function filterParams(filters: SignalFilters): Record<string, string> {
@@ -45,7 +56,8 @@ export function filterParams(filters: SignalFilters): Record<string, string> {
  *
  * Every asynchronous step checks that it still belongs to the current run (`run`, bumped by
  * `connect()` and `close()`) and, for socket events, to the current socket: a late token, a stale
- * socket's close or a poll answer after the WebSocket took over changes nothing.
+ * socket's close or a poll answer after the WebSocket took over changes nothing. Handlers may call
+ * `close()` from any event: every path checks the run again after it emits.
  */
 export class SignalcastClient {
   state: ConnectionState = 'idle';
@@ -66,21 +78,27 @@ export class SignalcastClient {
   private run = 0;
   private opening = -1;
   private ws: WebSocketLike | undefined;
-  /** The filters the current socket's subscription has. */
+  /** The current socket's `since` (undefined: opened without a position). */
+  private openedSince: number | undefined;
+  /** The filters the current socket's subscription has, and those the last poll used. */
   private wsFilters: SignalFilters = {};
+  private pollFilters: SignalFilters = {};
   private welcomed = false;
-  private resumed = false;
   private reconnectAnnounced = false;
   private subscribing = false;
   private attempts = 0;
   private failedOpens = 0;
   private tokenRefreshed = false;
+  private abandonedAt = -Infinity;
   private polling = false;
   private pollRun = 0;
+  private pollNow: (() => void) | undefined;
   private nextId = 0;
   private tokenInFlight: Promise<string> | undefined;
+  private tokenReason: Reason = 'connect';
   private retryTimer: Timer | undefined;
   private connectTimer: Timer | undefined;
+  private replayTimer: Timer | undefined;
   private idleTimer: Timer | undefined;
   private answerTimer: Timer | undefined;
   private pollTimer: Timer | undefined;
@@ -114,12 +132,13 @@ export class SignalcastClient {
 
   /** Closes the socket and stops every timer: nothing reconnects until `connect()`. */
   close(): void {
-    this.stop({ state: 'closed' });
+    this.stop({ state: 'closed' }, new SignalcastError('closed', 'The client was closed'));
   }
 
-  /** Skips the wait of `disconnected` (a "reconnect now" button). */
+  /** Skips the wait of `disconnected` (a "reconnect now" button); polls at once when polling only. */
   reconnectNow(): void {
-    if (this.state === 'disconnected' || this.state === 'polling') void this.open();
+    if (!this.useWebSocket) this.pollNow?.();
+    else if (this.state === 'disconnected' || this.state === 'polling') void this.open();
   }
 
   /** For the React hook: switch between WebSocket and polling only, change the poll interval. */
@@ -128,7 +147,7 @@ export class SignalcastClient {
     if (options.useWebSocket === undefined || options.useWebSocket === this.useWebSocket) return;
     this.useWebSocket = options.useWebSocket;
     if (this.state === 'idle' || this.state === 'closed' || this.state === 'failed') return;
-    this.stop({ state: 'closed' }, false);
+    this.stop(null);
     this.state = 'idle';
     this.connect();
   }
@@ -150,7 +169,7 @@ export class SignalcastClient {
 
   // --- connection attempts -------------------------------------------------------------------
 
-  private async open(reason: TokenContext['reason'] = 'connect'): Promise<void> {
+  private async open(reason: Reason = 'connect'): Promise<void> {
     const run = this.run;
     if (this.opening === run || this.ws) return;
     clearTimeout(this.retryTimer);
@@ -175,7 +194,7 @@ export class SignalcastClient {
         () => undefined, // then from now on, as without `history`
       );
       if (run !== this.run) return;
-      if (latest !== undefined && this.lastSeq === undefined) this.lastSeq = Math.max(0, latest - history);
+      if (isSeq(latest) && this.lastSeq === undefined) this.lastSeq = Math.max(0, latest - history);
     }
     this.opening = -1;
     const Socket = this.options.WebSocket ?? (globalThis as { WebSocket?: ClientOptions['WebSocket'] }).WebSocket;
@@ -194,8 +213,8 @@ export class SignalcastClient {
     }
     this.ws = ws;
     this.wsFilters = this.filters;
+    this.openedSince = since;
     this.welcomed = this.reconnectAnnounced = false;
-    this.resumed = since !== undefined;
     this.connectTimer = setTimeout(() => this.lost(ws, 'no welcome in time'), this.options.connectTimeoutMs ?? 10_000);
     ws.onmessage = (event) => ws === this.ws && this.frame(ws, String(event.data));
     ws.onclose = (event) => ws === this.ws && this.closed(event.code, event.reason);
@@ -204,41 +223,54 @@ export class SignalcastClient {
 
   private frame(ws: WebSocketLike, data: string): void {
     this.armLiveness(ws);
-    // The server's messages (README "Messages"); trusted to be well-formed, not validated here.
+    // The server's messages (README "Messages"). Fields the client relies on are checked; a frame
+    // it cannot use is reported and ignored, never thrown into the socket's event loop.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     let message: any;
     try {
       message = JSON.parse(data);
     } catch {
-      return;
+      message = undefined;
     }
+    if (typeof message?.type !== 'string') return this.malformed('a frame that is not a JSON object with a type');
     switch (message.type) {
       case 'welcome':
+        if (!isSeq(message.latest_seq)) return this.lost(ws, 'malformed welcome');
         return this.welcomeReceived(ws, message);
       case 'signal':
       case 'signal_update': {
         const { type: _type, ...signal } = message;
+        if (!isSeq(signal.seq) || typeof signal.id !== 'string' || !isSeq(signal.version)) return this.malformed(`a ${message.type} without seq, id or version`);
+        if (this.replayTimer) this.watchReplay(ws);
         return this.deliver(signal as Signal);
       }
       case 'replay_complete':
+        this.settle(message.id, message);
         // The server's watermark also covers rows the filter skipped: the next resume starts past them.
-        this.lastSeq = Math.max(this.lastSeq ?? 0, message.last_seq);
+        if (isSeq(message.last_seq)) this.lastSeq = Math.max(this.lastSeq ?? 0, message.last_seq);
         return this.goLive();
       case 'resync_required':
+        this.settle(message.id, message);
+        clearTimeout(this.replayTimer);
+        this.replayTimer = undefined; // the socket waits, idle, for the catch-up's `resume`
         return void this.resync(ws);
       case 'token_expiring':
         return void this.renewToken();
       case 'reconnect':
         this.reconnectAnnounced = true;
         return;
-      case 'error':
-        if (!this.settle(message.id, undefined, new SignalcastError(message.code, message.message))) {
-          this.emit('error', new SignalcastError(message.code, message.message));
-        }
+      case 'error': {
+        const error = new SignalcastError(String(message.code), String(message.message));
+        if (!this.settle(message.id, undefined, error)) this.emit('error', error);
         return;
+      }
       default:
         this.settle(message.id, message);
     }
+  }
+
+  private malformed(what: string): void {
+    this.emit('error', new SignalcastError('malformed_message', `The server sent ${what}; ignored`));
   }
 
   private welcomeReceived(ws: WebSocketLike, welcome: Welcome & { type?: string }): void {
@@ -249,29 +281,63 @@ export class SignalcastClient {
     this.failedOpens = 0;
     this.tokenRefreshed = false;
     this.stopPolling();
-    if (this.resumed && welcome.latest_seq < (this.lastSeq ?? 0)) {
-      // A position this server never reached (another database, a reset): the server would hold
-      // back every signal up to it. Start again from where the server is.
-      this.lastSeq = welcome.latest_seq;
-      this.versions.clear();
-      this.emit('error', new SignalcastError('position_reset', `since was past the server's latest seq ${welcome.latest_seq}`));
+    if (this.openedSince === undefined && this.lastSeq !== undefined && welcome.latest_seq > this.lastSeq) {
+      // Polling set a position while this socket opened without one: the socket would skip what
+      // lies between. Open again from the position.
       this.detach(ws);
       return void this.open();
     }
+    const run = this.run;
     this.filtersApplied(this.wsFilters);
-    if (this.resumed) this.setState({ state: 'replaying' });
-    else {
-      // Polling may have moved the position while this socket opened; the socket sends what is newer.
+    if (run !== this.run) return;
+    if (this.openedSince !== undefined) {
+      if (welcome.latest_seq < this.openedSince) void this.checkPosition(ws, this.openedSince);
+      this.watchReplay(ws);
+      this.setState({ state: 'replaying' });
+    } else {
+      // This instance may be behind the position polling reached: the socket sends what is newer.
       this.lastSeq = Math.max(this.lastSeq ?? 0, welcome.latest_seq);
       this.goLive();
     }
   }
 
+  /**
+   * The welcome says the server is behind `since`. Usually that is an instance whose fan-out lags
+   * the database (it replays nothing up to `since` and carries on); the database says whether the
+   * position exists at all. If it does not (another database, a reset), the server would hold back
+   * every signal up to it: start again from where the database is.
+   */
+  private async checkPosition(ws: WebSocketLike, since: number): Promise<void> {
+    let latest: number;
+    try {
+      latest = (await getPage(this.options, await this.token('connect'), { limit: '1' })).latest_seq;
+    } catch {
+      return; // cannot tell: carry on
+    }
+    if (ws !== this.ws || !isSeq(latest) || latest >= since) return;
+    const run = this.run;
+    this.lastSeq = latest;
+    this.versions.clear();
+    this.emit('error', new SignalcastError('position_reset', `since ${since} is past the service's latest seq ${latest}`));
+    if (run !== this.run || ws !== this.ws) return;
+    this.detach(ws);
+    this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
+  }
+
+  /** (Re)arms the replay watchdog: a replay that stops sending is as good as a dead socket. */
+  private watchReplay(ws: WebSocketLike): void {
+    clearTimeout(this.replayTimer);
+    this.replayTimer = setTimeout(() => this.lost(ws, 'the replay stalled'), REPLAY_STALL_MS);
+  }
+
   private goLive(): void {
     clearTimeout(this.connectTimer);
+    clearTimeout(this.replayTimer);
+    this.replayTimer = undefined;
     this.attempts = 0;
+    const run = this.run;
     this.setState({ state: 'live' });
-    this.sendFilters();
+    if (run === this.run) this.sendFilters();
   }
 
   /**
@@ -287,7 +353,7 @@ export class SignalcastClient {
       this.versions.set(signal.id, signal.version);
       if (this.versions.size > VERSIONS_KEPT) this.versions.delete(this.versions.keys().next().value as string);
     }
-    this.lastSeq = signal.seq;
+    if (this.lastSeq === undefined || signal.seq > this.lastSeq) this.lastSeq = signal.seq;
   }
 
   /** More was due than the server replays: read it over HTTP, then `resume` on the same (idle) socket. */
@@ -295,74 +361,95 @@ export class SignalcastClient {
     this.setState({ state: 'replaying' });
     try {
       await this.catchUp(this.wsFilters, () => ws === this.ws);
-      if (ws === this.ws) this.send({ type: 'resume', since: this.lastSeq ?? 0 });
     } catch (error) {
-      if (ws !== this.ws) return;
-      if (this.restRefused(error)) return;
-      this.lost(ws, 'catch-up failed');
+      if (ws === this.ws && !this.restRefused(error)) this.lost(ws, 'catch-up failed');
+      return;
     }
+    if (ws !== this.ws) return;
+    this.watchReplay(ws);
+    // The answer is the replay, then `replay_complete` (or another `resync_required`); only a refusal needs handling.
+    this.request({ type: 'resume', since: this.lastSeq ?? 0 }, 0).catch((error: SignalcastError) => {
+      if (ws === this.ws) this.lost(ws, `resume refused: ${error.code}`);
+    });
   }
 
   /** Pages the listing after `lastSeq` until `has_more` is false. */
   private async catchUp(filters: SignalFilters, current: () => boolean): Promise<void> {
     for (let refreshed = false; ; ) {
       const token = await this.token(refreshed ? 'unauthorized' : 'connect');
+      if (!current()) return;
+      const after = this.lastSeq;
       let page;
       try {
         page = await getPage(this.options, token, {
-          after_seq: String(this.lastSeq ?? 0),
-          ...(this.lastSeq === undefined && { limit: '1' }),
+          after_seq: String(after ?? 0),
+          ...(after === undefined && { limit: '1' }),
           ...filterParams(filters),
         });
       } catch (error) {
-        if ((error as SignalcastError).status !== 401 || refreshed) throw error;
+        if ((error as SignalcastError | undefined)?.status !== 401 || refreshed) throw error;
         refreshed = true;
         continue;
       }
       if (!current()) return;
-      if (this.lastSeq === undefined) {
+      if (after === undefined) {
         // No position yet: start from the newest, as a socket starts from its welcome.
-        this.lastSeq = page.latest_seq;
+        if (!isSeq(page.latest_seq)) throw new SignalcastError('malformed_message', 'The listing has no latest_seq');
+        if (this.lastSeq === undefined) this.lastSeq = page.latest_seq;
         return;
       }
-      for (const signal of page.data) {
+      for (const signal of page.data ?? []) {
         if (!current()) return; // a handler closed the client
-        this.deliver(signal);
+        if (isSeq(signal?.seq) && typeof signal.id === 'string' && isSeq(signal.version)) this.deliver(signal);
       }
       if (!page.has_more) return;
+      if ((this.lastSeq ?? 0) <= after) throw new SignalcastError('malformed_message', 'The listing said has_more without moving on');
     }
   }
 
   private closed(code: number, reason: string): void {
+    const run = this.run;
     const welcomed = this.welcomed;
     this.detach(this.ws);
     if (!welcomed) this.failedOpens++;
     const action = closeAction(code, this.reconnectAnnounced);
-    if (action.kind === 'fail') return this.fail(action.code, reason || `closed with ${code}`, code);
+    if (action.kind === 'fail') {
+      // The cap may be counting a socket this client abandoned and the server has not noticed yet.
+      if (code === 4529 && Date.now() - this.abandonedAt < ABANDONED_SOCKET_MS) {
+        return this.retryIn(10_000 + backoffDelay(this.attempts++, this.options.backoff), code, reason);
+      }
+      return this.fail(action.code, reason || `closed with ${code}`, code);
+    }
     if (action.kind === 'refresh-token') {
       if (this.tokenRefreshed) return this.fail('unauthorized', reason || 'unauthorized', code);
       this.tokenRefreshed = true;
       this.setState({ state: 'disconnected', retryInMs: 0, code, reason });
-      return void this.open('unauthorized');
+      if (run === this.run) void this.open('unauthorized');
+      return;
     }
-    if (code === 4008) this.emit('error', new SignalcastError('slow_consumer', 'The signal handlers did not keep up; resuming'));
+    if (code === 4008) {
+      this.emit('error', new SignalcastError('slow_consumer', 'The signal handlers did not keep up; resuming'));
+      if (run !== this.run) return;
+    }
+    // Before the retry is armed, so that it waits at the polling pace if polling starts.
+    if (this.failedOpens >= FALLBACK_AFTER && !this.polling && this.useWebSocket) this.startPolling();
     if (action.kind === 'spread') return this.retryIn(Math.floor(Math.random() * 5_000), code, reason);
     this.retryIn(action.floorMs + backoffDelay(this.attempts++, this.options.backoff), code, reason);
-    if (this.failedOpens >= FALLBACK_AFTER && !this.polling) this.startPolling();
   }
 
   private retryIn(delayMs: number, code?: number, reason?: string): void {
+    const run = this.run;
     clearTimeout(this.retryTimer);
     // While polling, the WebSocket is tried again at the maximum backoff, and the state stays `polling`.
     const delay = this.polling ? 5_000 + backoffDelay(30, this.options.backoff) : delayMs;
-    if (!this.polling) this.setState({ state: 'disconnected', retryInMs: delay, ...(code !== undefined && { code }), ...(reason && { reason }) });
-    const run = this.run;
     this.retryTimer = setTimeout(() => run === this.run && void this.open(), delay);
+    if (!this.polling) this.setState({ state: 'disconnected', retryInMs: delay, ...(code !== undefined && { code }), ...(reason && { reason }) });
   }
 
   /** A socket that went silent or never answered: dropped locally and handled as a lost connection. */
   private lost(ws: WebSocketLike, reason: string): void {
     if (ws !== this.ws) return;
+    this.abandonedAt = Date.now();
     try {
       ws.close(4000, reason);
     } catch {
@@ -372,7 +459,8 @@ export class SignalcastClient {
   }
 
   private detach(ws: WebSocketLike | undefined): void {
-    for (const timer of [this.connectTimer, this.idleTimer, this.answerTimer]) clearTimeout(timer);
+    for (const timer of [this.connectTimer, this.idleTimer, this.answerTimer, this.replayTimer]) clearTimeout(timer);
+    this.replayTimer = undefined;
     if (!ws) return;
     ws.onmessage = ws.onclose = null;
     if (ws === this.ws) {
@@ -388,6 +476,7 @@ export class SignalcastClient {
     }
     for (const [id, request] of this.requests) {
       this.requests.delete(id);
+      clearTimeout(request.timer);
       request.reject(new SignalcastError('disconnected', 'The connection closed before the answer'));
     }
     this.subscribing = false;
@@ -410,23 +499,37 @@ export class SignalcastClient {
 
   // --- tokens ------------------------------------------------------------------------------------
 
-  /** One `getToken` call in flight, whoever asks. */
-  private token(reason: TokenContext['reason']): Promise<string> {
-    if (!this.tokenInFlight) {
-      const call = Promise.resolve()
-        .then(() => this.options.getToken({ reason }))
-        .finally(() => {
-          if (this.tokenInFlight === call) this.tokenInFlight = undefined;
-        });
-      this.tokenInFlight = call;
-    }
-    return this.tokenInFlight;
+  /**
+   * One `getToken` call in flight, whoever asks. A caller that needs a token the app must not
+   * take from its cache (`expiring`, `unauthorized`) does not share a plain `connect` call: it
+   * asks again after it.
+   */
+  private token(reason: Reason): Promise<string> {
+    const current = this.tokenInFlight;
+    if (current && (reason === 'connect' || this.tokenReason !== 'connect')) return current;
+    const start = current ? current.then(
+      () => undefined,
+      () => undefined,
+    ) : Promise.resolve();
+    const call = deadline(
+      start.then(() => this.options.getToken({ reason })),
+      this.options.connectTimeoutMs ?? 10_000,
+      () => new SignalcastError('token_timeout', 'getToken did not answer in time'),
+    );
+    const clear = () => {
+      if (this.tokenInFlight === call) this.tokenInFlight = undefined;
+    };
+    call.then(clear, clear);
+    this.tokenInFlight = call;
+    this.tokenReason = reason;
+    return call;
   }
 
   private tokenFailed(error: unknown): void {
     if (isUnauthorized(error)) return this.fail('unauthorized', (error as Error).message);
-    this.emit('error', new SignalcastError('token_unavailable', `getToken failed: ${String((error as Error)?.message ?? error)}`));
-    this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
+    const run = this.run;
+    this.emit('error', new SignalcastError('token_unavailable', `getToken failed: ${String((error as Error | undefined)?.message ?? error)}`));
+    if (run === this.run) this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
   }
 
   /** `token_expiring`: a fresh token goes over the open socket, no reconnect. */
@@ -437,20 +540,21 @@ export class SignalcastClient {
       if (ws === this.ws) await this.request({ type: 'auth', token });
     } catch (error) {
       // The socket stays up until the token's exp; its 4501 then takes the unauthorized path.
-      if (ws === this.ws) this.emit('error', error instanceof SignalcastError ? error : new SignalcastError('token_unavailable', String(error)));
+      if (ws === this.ws) this.emit('error', asError(error, 'token_unavailable'));
     }
   }
 
   /** A REST answer that stops the client (401 after a refresh, 400): true if it did. */
   private restRefused(error: unknown): boolean {
-    if (isUnauthorized(error) || (error as SignalcastError).status === 401) {
-      this.fail('unauthorized', (error as Error).message);
+    const failure = error as SignalcastError | undefined;
+    if (isUnauthorized(error) || failure?.status === 401) {
+      this.fail('unauthorized', String(failure?.message));
       return true;
     }
-    if ((error as SignalcastError).status === 400) {
+    if (failure?.status === 400) {
       this.filters = this.wsFilters;
-      this.filtersRejected(error as SignalcastError);
-      this.fail((error as SignalcastError).code, (error as Error).message);
+      this.filtersRejected(failure);
+      this.fail(failure.code, failure.message);
       return true;
     }
     return false;
@@ -461,6 +565,7 @@ export class SignalcastClient {
   /** Polls the listing; rounds never overlap (a wake-up during a round asks for one more). */
   private startPolling(): void {
     this.polling = true;
+    this.pollFilters = this.filters;
     const run = ++this.pollRun;
     let busy = false;
     let again = false;
@@ -472,17 +577,32 @@ export class SignalcastClient {
       try {
         await this.catchUp(filters, () => run === this.pollRun);
         if (run !== this.pollRun) return;
+        this.pollFilters = filters;
         this.filtersApplied(filters);
+        if (run !== this.pollRun) return;
         if (this.state !== 'polling') {
           this.setState({ state: 'polling' });
           // Keep trying the WebSocket, at the maximum backoff.
-          if (this.useWebSocket && !this.ws && this.opening !== this.run) this.retryIn(0);
+          if (run === this.pollRun && this.useWebSocket && !this.ws && this.opening !== this.run) this.retryIn(0);
         }
       } catch (error) {
-        if (run !== this.pollRun || this.restRefused(error)) return;
-        this.emit('error', error instanceof SignalcastError ? error : new SignalcastError('network_error', String(error)));
-        // The first poll failed too: the service is down, not just the upgrade. Stay disconnected.
-        if (this.state !== 'polling' && this.useWebSocket) return this.stopPolling();
+        if (run !== this.pollRun) return;
+        const failure = error as SignalcastError | undefined;
+        if (failure?.status === 400 && filterKey(filters) !== filterKey(this.pollFilters)) {
+          // A subscribe() the listing refused: keep polling with the filters that worked.
+          if (filterKey(this.filters) === filterKey(filters)) this.filters = this.pollFilters;
+          this.filtersRejected(failure, filterKey(filters));
+        } else if (this.restRefused(error)) return;
+        else {
+          this.emit('error', asError(error, 'network_error'));
+          if (run !== this.pollRun) return;
+          if (this.state !== 'polling' && this.useWebSocket) {
+            // The first poll failed too: the service is down, not just the upgrade. Back to the backoff.
+            this.stopPolling();
+            if (!this.ws && this.opening !== this.run) this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
+            return;
+          }
+        }
       } finally {
         busy = false;
       }
@@ -491,14 +611,12 @@ export class SignalcastClient {
         again = false;
         return void round();
       }
-      const interval = (this.poll.intervalMs ?? 30_000) * (0.8 + 0.4 * Math.random());
+      const interval = Math.max(1_000, this.poll.intervalMs ?? 30_000) * (0.8 + 0.4 * Math.random());
       this.pollTimer = setTimeout(() => run === this.pollRun && !hidden() && void round(), interval);
     };
     this.pollNow = () => void round();
     void round();
   }
-
-  private pollNow: (() => void) | undefined;
 
   private stopPolling(): void {
     this.polling = false;
@@ -525,8 +643,11 @@ export class SignalcastClient {
       (error: SignalcastError) => {
         if (ws !== this.ws) return; // the next URL carries the wanted filters
         this.subscribing = false;
-        this.filters = this.wsFilters;
-        this.filtersRejected(error);
+        // No answer: the subscription's state is unknown; a new socket carries the wanted filters.
+        if (error.code === 'timeout') return this.lost(ws, 'no answer to subscribe');
+        if (filterKey(this.filters) === filterKey(wanted)) this.filters = this.wsFilters;
+        this.filtersRejected(error, filterKey(wanted));
+        this.sendFilters(); // filters wanted since then
       },
     );
   }
@@ -537,8 +658,11 @@ export class SignalcastClient {
     for (const waiter of this.waiters.splice(0, last + 1)) waiter.resolve(undefined);
   }
 
-  private filtersRejected(error: SignalcastError): void {
-    for (const waiter of this.waiters.splice(0)) waiter.reject(error);
+  /** Rejects the `subscribe` promises for these filters (all of them without a key). */
+  private filtersRejected(error: SignalcastError, key?: string): void {
+    const rejected = this.waiters.filter((waiter) => key === undefined || waiter.key === key);
+    this.waiters = this.waiters.filter((waiter) => !rejected.includes(waiter));
+    for (const waiter of rejected) waiter.reject(error);
   }
 
   // --- plumbing ------------------------------------------------------------------------------------
@@ -553,10 +677,13 @@ export class SignalcastClient {
     }
   }
 
-  private request(message: Record<string, unknown>): Promise<unknown> {
+  /** A request answered by a message carrying its `id`; rejects on `error`, on close, and after `timeoutMs` (0: never). */
+  private request(message: Record<string, unknown>, timeoutMs = REQUEST_TIMEOUT_MS): Promise<unknown> {
     const id = `c${++this.nextId}`;
     return new Promise((resolve, reject) => {
-      this.requests.set(id, { resolve, reject });
+      const pending: Pending = { resolve, reject };
+      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settle(id, undefined, new SignalcastError('timeout', `No answer to ${String(message.type)}`)), timeoutMs);
+      this.requests.set(id, pending);
       if (!this.send({ ...message, id })) this.settle(id, undefined, new SignalcastError('disconnected', 'Not connected'));
     });
   }
@@ -565,6 +692,7 @@ export class SignalcastClient {
     const request = typeof id === 'string' ? this.requests.get(id) : undefined;
     if (!request) return false;
     this.requests.delete(id as string);
+    clearTimeout(request.timer);
     if (error) request.reject(error);
     else request.resolve(value);
     return true;
@@ -572,20 +700,23 @@ export class SignalcastClient {
 
   private fail(code: string, reason: string, closeCode?: number): void {
     const error = new SignalcastError(code, reason);
-    this.stop({ state: 'failed', code: closeCode ?? code, reason }, true, error);
+    this.stop({ state: 'failed', code: closeCode ?? code, reason }, error);
     this.emit('error', error);
   }
 
-  private stop(info: StateChange, announce = true, error = new SignalcastError('closed', 'The client was closed')): void {
+  /** Stops everything of the current run; `info` null: silently (configure() restarts at once, keeping `subscribe` promises). */
+  private stop(info: StateChange | null, error?: SignalcastError): void {
     this.run++;
     this.opening = -1;
+    this.tokenInFlight = undefined;
     clearTimeout(this.retryTimer);
     this.stopPolling();
     this.detach(this.ws);
     this.unlisten?.();
     this.unlisten = undefined;
-    this.filtersRejected(error);
-    if (announce) this.setState(info);
+    if (!info) return;
+    if (error) this.filtersRejected(error);
+    this.setState(info);
   }
 
   private setState(info: StateChange): void {
@@ -612,8 +743,8 @@ export class SignalcastClient {
     const wake = () => {
       if (hidden()) return;
       if (this.ws && this.welcomed) this.probe(this.ws);
-      else if (this.state === 'disconnected') void this.open();
-      if (this.polling) this.pollNow?.();
+      else if (this.useWebSocket && !this.ws && (this.state === 'disconnected' || this.polling)) void this.open();
+      this.pollNow?.();
     };
     target.addEventListener('online', wake);
     target.document.addEventListener('visibilitychange', wake);

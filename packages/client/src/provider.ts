@@ -37,7 +37,8 @@ export interface SyncResponse {
 
 export type BatchItemResult = ({ index: number; status: 200 | 201 } & SyncResponse) | { index: number; status: number; error: { code: string; message: string } };
 
-const retriable = (error: SignalcastError) => error.status === undefined || error.status === 503;
+/** A network failure (no answer, a timeout, an unreadable answer) or a gateway or service that is not ready. */
+const retriable = (error: SignalcastError) => error.code === 'network_error' || error.status === 502 || error.status === 503 || error.status === 504;
 
 /**
  * For signal providers: `sync` and `syncMany` store signals and resolve to the service's answer.
@@ -51,7 +52,7 @@ export class ProviderClient {
     return this.withRetry(() => this.post<SyncResponse>('api/v1/external-signals/sync/signal', signal));
   }
 
-  /** One answer per signal, in order; items the service answered 503 are sent again, alone. */
+  /** One answer per signal, in order; items the service answered 503 are sent again (in a smaller batch). */
   async syncMany(signals: SignalInput[]): Promise<BatchItemResult[]> {
     const results: BatchItemResult[] = new Array(signals.length);
     let due = signals.map((_signal, index) => index);

@@ -1,26 +1,6 @@
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { SignalcastClient, UnauthorizedError, type ClientOptions, type StateChange } from '../src/index.js';
-import { FakeSocket, signal } from './fake-socket.js';
-
-const settle = () => vi.advanceTimersByTimeAsync(0);
-
-function client(options: Partial<ClientOptions> = {}) {
-  const created = new SignalcastClient({
-    url: 'https://signals.example.com/base',
-    getToken: () => 'token-1',
-    WebSocket: FakeSocket,
-    fetch: () => Promise.reject(new Error('no HTTP in this test')),
-    backoff: { minMs: 100, maxMs: 1_000 },
-    ...options,
-  });
-  const states: StateChange[] = [];
-  const seen: string[] = [];
-  const errors: string[] = [];
-  created.on('state', (state) => states.push(state));
-  created.on('signal', (delivered) => seen.push(`${delivered.id}@${delivered.version}`));
-  created.on('error', (error) => errors.push(error.code));
-  return { client: created, states, seen, errors };
-}
+import { UnauthorizedError } from '../src/index.js';
+import { client, fakeListing, FakeSocket, settle, signal } from './harness.js';
 
 beforeEach(() => {
   vi.useFakeTimers();
@@ -107,18 +87,21 @@ describe('SignalcastClient: connecting', () => {
 describe('SignalcastClient: reconnecting', () => {
   it('grows the backoff while attempts fail, and resets it only once live', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.999);
-    const { client: sdk, states } = client();
+    // Each socket is welcomed and starts replaying, but none reaches live: the count keeps growing.
+    const { client: sdk, states } = client({ since: 5 });
     sdk.connect();
     const waits: number[] = [];
     for (let attempt = 0; attempt < 5; attempt++) {
       await settle();
+      FakeSocket.last.welcome(5);
       FakeSocket.last.drop(1006);
       waits.push(states.at(-1)!.retryInMs!);
       await vi.advanceTimersByTimeAsync(states.at(-1)!.retryInMs!);
     }
     expect(waits).toEqual([99, 199, 399, 799, 999]);
     await settle();
-    FakeSocket.last.welcome(10); // welcome alone (opened without since) is live
+    FakeSocket.last.welcome(10);
+    FakeSocket.last.receive({ type: 'replay_complete', last_seq: 10, count: 0 });
     expect(sdk.state).toBe('live');
     FakeSocket.last.drop(1006);
     expect(states.at(-1)).toEqual({ state: 'disconnected', retryInMs: 99, code: 1006 });
@@ -204,15 +187,32 @@ describe('SignalcastClient: exactly once', () => {
     expect(states.map((change) => change.state)).toEqual(['connecting', 'replaying', 'live']);
   });
 
-  it('starts again from the server when since is past its latest seq (another database)', async () => {
-    const { client: sdk, errors } = client({ since: 500 });
+  it('starts again from the database when since is past its latest seq (another database)', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const rest = fakeListing();
+    rest.db.push(signal(30));
+    const { client: sdk, errors } = client({ since: 500, fetch: rest.fetch });
     sdk.connect();
     await settle();
     FakeSocket.last.welcome(30);
     await settle();
     expect(errors).toEqual(['position_reset']);
+    await vi.advanceTimersByTimeAsync(1);
     expect(FakeSocket.all).toHaveLength(2);
     expect(FakeSocket.last.query.get('since')).toBe('30');
+  });
+
+  it('takes an instance behind the database for what it is (lag), not for a reset', async () => {
+    const rest = fakeListing();
+    rest.db.push(signal(12));
+    const { client: sdk, errors } = client({ since: 12, fetch: rest.fetch });
+    sdk.connect();
+    await settle();
+    FakeSocket.last.welcome(11); // this instance's fan-out is one behind
+    await settle();
+    expect(errors).toEqual([]);
+    expect(FakeSocket.all).toHaveLength(1);
+    expect(sdk.lastSeq).toBe(12);
   });
 
   it('a throwing handler becomes an error event and does not stop delivery', async () => {
