@@ -58,6 +58,7 @@ describe('client SDK: exactly once across reconnects', () => {
     await sdk.waitForVersion(after.id, 1);
     await sdk.waitForVersion(amended.id, 2);
 
+    await sdk.reach('live');
     expect(sdk.stateNames()).toMatch(/live > disconnected.* > replaying > live$/);
     expectExactlyOnce(sdk, signals, from);
     expect(sdk.client.lastSeq).toBe(after.seq);
@@ -87,6 +88,7 @@ describe('client SDK: exactly once across reconnects', () => {
     const last = await signals.sync();
     await sdk.waitForVersion(last.id, 1);
 
+    await sdk.reach('live'); // the last signal may arrive with the replay, before replay_complete
     expect(sdk.sockets.constructed()).toBe(2);
     expect(sdk.stateNames()).toMatch(/closed > connecting > replaying > live$/);
     expect(pages.length, 'REST pages after resync_required').toBeGreaterThanOrEqual(3);

@@ -431,10 +431,10 @@ export class SignalcastClient {
       this.emit('error', new SignalcastError('slow_consumer', 'The signal handlers did not keep up; resuming'));
       if (run !== this.run) return;
     }
-    // Before the retry is armed, so that it waits at the polling pace if polling starts.
-    if (this.failedOpens >= FALLBACK_AFTER && !this.polling && this.useWebSocket) this.startPolling();
-    if (action.kind === 'spread') return this.retryIn(Math.floor(Math.random() * 5_000), code, reason);
-    this.retryIn(action.floorMs + backoffDelay(this.attempts++, this.options.backoff), code, reason);
+    if (action.kind === 'spread') this.retryIn(Math.floor(Math.random() * 5_000), code, reason);
+    else this.retryIn(action.floorMs + backoffDelay(this.attempts++, this.options.backoff), code, reason);
+    // Ask plain HTTP whether the service is there; if it is, poll (and retry at the polling pace).
+    if (run === this.run && this.failedOpens >= FALLBACK_AFTER && !this.polling && this.useWebSocket) this.startPolling();
   }
 
   private retryIn(delayMs: number, code?: number, reason?: string): void {
@@ -593,15 +593,13 @@ export class SignalcastClient {
           if (filterKey(this.filters) === filterKey(filters)) this.filters = this.pollFilters;
           this.filtersRejected(failure, filterKey(filters));
         } else if (this.restRefused(error)) return;
-        else {
+        else if (this.state !== 'polling' && this.useWebSocket) {
+          // The first poll failed too: the service is down, not just the upgrade. The backoff's
+          // retry is still armed; the next failed attempt asks again.
+          return this.stopPolling();
+        } else {
           this.emit('error', asError(error, 'network_error'));
           if (run !== this.pollRun) return;
-          if (this.state !== 'polling' && this.useWebSocket) {
-            // The first poll failed too: the service is down, not just the upgrade. Back to the backoff.
-            this.stopPolling();
-            if (!this.ws && this.opening !== this.run) this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
-            return;
-          }
         }
       } finally {
         busy = false;

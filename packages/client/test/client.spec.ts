@@ -107,6 +107,21 @@ describe('SignalcastClient: reconnecting', () => {
     expect(states.at(-1)).toEqual({ state: 'disconnected', retryInMs: 99, code: 1006 });
   });
 
+  it('asks plain HTTP after 3 attempts without welcome; a service that is down too stays disconnected, with the close code', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0.999);
+    const { client: sdk, states, errors } = client({ fetch: () => Promise.reject(new TypeError('fetch failed')) });
+    sdk.connect();
+    for (let attempt = 0; attempt < 5; attempt++) {
+      await settle();
+      FakeSocket.last.drop(1006);
+      expect(states.at(-1)).toMatchObject({ state: 'disconnected', code: 1006 });
+      await vi.advanceTimersByTimeAsync(states.at(-1)!.retryInMs!);
+    }
+    expect(states.filter((change) => change.state === 'disconnected').map((change) => change.retryInMs)).toEqual([99, 199, 399, 799, 999]);
+    expect(errors).toEqual([]); // a failed probe is not news: the state says it
+    expect(sdk.state).toBe('connecting');
+  });
+
   it('waits at least 5 s after 1011, 1013 and 4029, and spreads a shutdown over 0–5 s without counting an attempt', async () => {
     vi.spyOn(Math, 'random').mockReturnValue(0.5);
     const { client: sdk, states } = client();
