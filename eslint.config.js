@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'src/generated/', 'node_modules/', 'data/', 'bench/results/', 'packages/*/dist/'] },
+  { ignores: ['dist/', 'src/generated/', 'node_modules/', 'data/', 'bench/results/', 'packages/*/dist/', 'web/dist/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -20,9 +20,21 @@ export default defineConfig({
   test: {
     projects: [
       { extends: true, test: { name: 'unit', include: ['src/**/*.spec.ts'] } },
-      { extends: true, test: { name: 'client-unit', include: ['packages/client/test/**/*.spec.ts'] } },
+      { extends: true, test: { name: 'client-unit', include: ['packages/client/test/**/*.spec.{ts,tsx}'] } },
       e2e('pglite'),
       e2e('postgres'),
+      {
+        extends: true,
+        // The web page in Chromium (playwright-core), against the app on PostgreSQL; one file at a time
+        // is plenty for two cores.
+        test: {
+          name: 'browser',
+          include: ['test/**/*.browser.spec.ts'],
+          env: { TEST_DATABASE: 'postgres' },
+          testTimeout: 60_000,
+          hookTimeout: 90_000,
+        },
+      },
       {
         extends: true,
         // The React entry in happy-dom, against the service started as a child process on PostgreSQL.

@@ -7,6 +7,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { noStoreForApi, securityHeaders } from './common/security-headers.js';
+import { serveWebPage } from './web/web-page.js';
 import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
 
@@ -46,6 +47,7 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   app.set('trust proxy', env.TRUST_PROXY);
   if (env.CORS_ORIGINS.length > 0) app.enableCors({ origin: env.CORS_ORIGINS });
   app.useGlobalFilters(new HttpExceptionFilter());
+  serveWebPage(app);
   app.useWebSocketAdapter(new SignalsWsAdapter(app));
   app.enableShutdownHooks();
   watchDescriptorExhaustion(app);

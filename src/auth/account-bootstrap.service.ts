@@ -8,7 +8,12 @@ import { UsersRepository } from './users.repository.js';
 import { UsersService } from './users.service.js';
 
 export const DEMO_PASSWORD = 'signalcast-demo';
-const DEMO_ACCOUNTS: { email: string; role: Role; tier: Tier }[] = [
+export interface DemoAccount {
+  email: string;
+  role: Role;
+  tier: Tier;
+}
+const DEMO_ACCOUNTS: readonly DemoAccount[] = [
   { email: 'admin@demo.signalcast', role: 'admin', tier: 'elite' },
   { email: 'free@demo.signalcast', role: 'subscriber', tier: 'free' },
   { email: 'pro@demo.signalcast', role: 'subscriber', tier: 'pro' },
@@ -31,13 +36,24 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const seed = this.config.get('SEED_DEMO');
-    // `auto` never seeds in production: demo accounts have a published password.
-    const wantsDemo =
-      seed === 'true' ||
-      (seed === 'auto' && this.config.usesEmbeddedDatabase && this.config.get('NODE_ENV') !== 'production');
-    if (wantsDemo && (await this.usersRepository.count()) === 0) await this.seedDemo();
+    if (this.demoSeedActive() && (await this.usersRepository.count()) === 0) await this.seedDemo();
     await this.ensureAdmin();
+  }
+
+  /**
+   * Whether this process runs with the demo accounts: SEED_DEMO=true, or `auto` on the embedded
+   * database outside production (`auto` never seeds in production: demo accounts have a published
+   * password). The seed at start and the public demo endpoint both follow this one rule.
+   */
+  demoSeedActive(): boolean {
+    const seed = this.config.get('SEED_DEMO');
+    return seed === 'true' || (seed === 'auto' && this.config.usesEmbeddedDatabase && this.config.get('NODE_ENV') !== 'production');
+  }
+
+  /** What a sign-in page needs to offer one-click demo sign-in; `not_found` when the demo is off. */
+  demoSignIn(): { password: string; accounts: DemoAccount[] } | null {
+    if (!this.demoSeedActive()) return null;
+    return { password: DEMO_PASSWORD, accounts: DEMO_ACCOUNTS.map((account) => ({ ...account })) };
   }
 
   private async ensureAdmin(): Promise<void> {

@@ -9,6 +9,7 @@ import { ApiKeysRepository } from './api-keys.repository.js';
 import { AuthController } from './auth.controller.js';
 import { ApiKeyGuard, JwtAuthGuard, RolesGuard } from './auth.guards.js';
 import { AuthService } from './auth.service.js';
+import { DemoController } from './demo.controller.js';
 import { JwtStrategy } from './jwt.strategy.js';
 import { TierCache } from './tier-cache.service.js';
 import { TokenService } from './token.service.js';
@@ -17,7 +18,7 @@ import { UsersService } from './users.service.js';
 
 @Module({
   imports: [PassportModule],
-  controllers: [AuthController, AdminController],
+  controllers: [AuthController, AdminController, DemoController],
   providers: [
     AccountBootstrapService,
     ApiKeysRepository,

@@ -2,6 +2,13 @@ import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
 import { Prisma, type User } from '../generated/prisma/client.js';
 import type { Role, Tier } from '../generated/prisma/enums.js';
+import type { UserPosition } from './auth.dto.js';
+
+/**
+ * Prisma passes `contains` into LIKE as it is, so `%` and `_` would be wildcards (a search for `%`
+ * would match everyone): escape them, and the escape character, PostgreSQL's default backslash.
+ */
+const escapeLike = (text: string): string => text.replace(/[\\%_]/g, '\\$&');
 
 @Injectable()
 export class UsersRepository {
@@ -22,6 +29,23 @@ export class UsersRepository {
       select: { id: true, tier: true },
     });
     return new Map(rows.map((row) => [row.id, row.tier]));
+  }
+
+  /**
+   * Users in (email, id) order after `after`, at most `take` of them; `search` is a
+   * case-insensitive substring of the email, matched literally. Keyset pagination: a page costs
+   * the same however deep it is, and users added meanwhile never shift later pages.
+   */
+  findPage(options: { search?: string; after?: UserPosition; take: number }): Promise<User[]> {
+    const { search, after, take } = options;
+    const conditions: Prisma.UserWhereInput[] = [];
+    if (search) conditions.push({ email: { contains: escapeLike(search), mode: 'insensitive' } });
+    if (after) conditions.push({ OR: [{ email: { gt: after.email } }, { email: after.email, id: { gt: after.id } }] });
+    return this.database.prisma.user.findMany({
+      where: { AND: conditions },
+      orderBy: [{ email: 'asc' }, { id: 'asc' }],
+      take,
+    });
   }
 
   count(): Promise<number> {

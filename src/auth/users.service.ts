@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { MessageBus, type UserChange } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
 import type { User } from '../generated/prisma/client.js';
-import { ApiKeysRepository } from './api-keys.repository.js';
+import { ApiKeysRepository, type ApiKeySummary } from './api-keys.repository.js';
 import { generateApiKey } from './api-key.js';
-import type { CreateUserInput, UpdateUserInput } from './auth.dto.js';
+import type { CreateUserInput, ListUsersQuery, UpdateUserInput, UserPosition } from './auth.dto.js';
 import { hashPassword } from './passwords.js';
 import { UsersRepository } from './users.repository.js';
 
@@ -25,6 +25,23 @@ export function toUserView(user: User): UserView {
     tier: user.tier,
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
+  };
+}
+
+/** An API key as the admin API lists it. */
+export interface ApiKeyView {
+  id: string;
+  prefix: string;
+  created_at: string;
+  revoked_at: string | null;
+}
+
+export function toApiKeyView(key: ApiKeySummary): ApiKeyView {
+  return {
+    id: key.id,
+    prefix: key.prefix,
+    created_at: key.createdAt.toISOString(),
+    revoked_at: key.revokedAt?.toISOString() ?? null,
   };
 }
 
@@ -51,6 +68,22 @@ export class UsersService {
     const user = await this.users.findById(id);
     if (!user) throw new AppError('not_found', `No user with id ${id}`);
     return user;
+  }
+
+  /** One page of users in email order; `next` is where the following page starts, `null` after the last. */
+  async list(query: ListUsersQuery): Promise<{ users: User[]; next: UserPosition | null }> {
+    // One more row than asked for tells whether another page exists, so the last page never
+    // hands out a cursor to an empty one.
+    const rows = await this.users.findPage({ search: query.email, after: query.cursor, take: query.limit + 1 });
+    const users = rows.slice(0, query.limit);
+    const last = users.at(-1);
+    return { users, next: rows.length > query.limit && last ? { email: last.email, id: last.id } : null };
+  }
+
+  /** The user's keys, revoked ones included, newest first; `not_found` for an unknown user. */
+  async listApiKeys(userId: string): Promise<ApiKeySummary[]> {
+    await this.get(userId);
+    return this.apiKeys.findByUser(userId);
   }
 
   /**

@@ -69,7 +69,7 @@ export class SignalcastClient {
   /** The filters wanted; the server applies them on the next open, or at once when live. */
   filters: SignalFilters;
 
-  private readonly handlers: Handlers = { signal: new Set(), state: new Set(), error: new Set() };
+  private readonly handlers: Handlers = { signal: new Set(), state: new Set(), error: new Set(), reset: new Set() };
   private readonly versions = new Map<string, number>();
   private readonly requests = new Map<string, Pending>();
   private waiters: Array<Pending & { key: string }> = [];
@@ -83,6 +83,8 @@ export class SignalcastClient {
   /** The filters the current socket's subscription has, and those the last poll used. */
   private wsFilters: SignalFilters = {};
   private pollFilters: SignalFilters = {};
+  /** The last filters the service accepted (welcome, ack, a poll), to fall back on when it refuses new ones. */
+  private accepted: SignalFilters;
   private welcomed = false;
   private reconnectAnnounced = false;
   private subscribing = false;
@@ -106,6 +108,7 @@ export class SignalcastClient {
 
   constructor(private readonly options: ClientOptions) {
     this.filters = { ...options.filters };
+    this.accepted = this.filters;
     this.lastSeq = options.since;
     this.useWebSocket = options.useWebSocket ?? true;
     this.poll = { ...options.poll };
@@ -143,7 +146,10 @@ export class SignalcastClient {
 
   /** For the React hook: switch between WebSocket and polling only, change the poll interval. */
   configure(options: { useWebSocket?: boolean; poll?: PollOptions }): void {
-    if (options.poll) this.poll = { ...options.poll };
+    if (options.poll) {
+      this.poll = { ...options.poll };
+      this.pollNow?.(); // the running wait was drawn from the old interval
+    }
     if (options.useWebSocket === undefined || options.useWebSocket === this.useWebSocket) return;
     this.useWebSocket = options.useWebSocket;
     if (this.state === 'idle' || this.state === 'closed' || this.state === 'failed') return;
@@ -161,8 +167,15 @@ export class SignalcastClient {
     this.filters = { ...filters };
     if (this.state === 'idle' || this.state === 'closed' || this.state === 'failed') return Promise.resolve();
     const settled = new Promise<void>((resolve, reject) => this.waiters.push({ key: filterKey(this.filters), resolve, reject }));
-    if (this.welcomed && filterKey(this.filters) === filterKey(this.wsFilters)) this.filtersApplied(this.wsFilters);
-    else if (this.polling && !this.ws) this.pollNow?.();
+    const changed = filterKey(this.filters) !== filterKey(this.wsFilters);
+    if (this.polling) this.pollNow?.();
+    if (this.ws && this.state !== 'live' && changed) {
+      // A socket still opening or replaying carries the old filters in its URL, and `subscribe`
+      // must wait for its replay: what the new filters select meanwhile would be lost. Open again
+      // from the position, with the new filters.
+      this.detach(this.ws);
+      void this.open();
+    } else if (this.ws && this.state === 'live' && !changed && !this.subscribing) this.filtersApplied(this.wsFilters);
     else this.sendFilters();
     return settled;
   }
@@ -276,7 +289,15 @@ export class SignalcastClient {
   private welcomeReceived(ws: WebSocketLike, welcome: Welcome & { type?: string }): void {
     clearTimeout(this.connectTimer);
     const { type: _type, ...fields } = welcome;
+    const previousUser = this.welcome?.user_id;
     this.welcome = fields;
+    if (previousUser !== undefined && previousUser !== fields.user_id) {
+      // Another user on this client (a new sign-in): what was shown belongs to the previous one.
+      this.versions.clear();
+      const run = this.run;
+      this.emit('reset', { reason: 'user_changed' });
+      if (run !== this.run) return;
+    }
     this.welcomed = true;
     this.failedOpens = 0;
     this.tokenRefreshed = false;
@@ -285,6 +306,7 @@ export class SignalcastClient {
       // Polling set a position while this socket opened without one: the socket would skip what
       // lies between. Open again from the position.
       this.detach(ws);
+      this.setState({ state: 'connecting' });
       return void this.open();
     }
     const run = this.run;
@@ -292,7 +314,6 @@ export class SignalcastClient {
     if (run !== this.run) return;
     if (this.openedSince !== undefined) {
       if (welcome.latest_seq < this.openedSince) void this.checkPosition(ws, this.openedSince);
-      this.watchReplay(ws);
       this.setState({ state: 'replaying' });
     } else {
       // This instance may be behind the position polling reached: the socket sends what is newer.
@@ -318,6 +339,7 @@ export class SignalcastClient {
     const run = this.run;
     this.lastSeq = latest;
     this.versions.clear();
+    this.emit('reset', { reason: 'position_reset' });
     this.emit('error', new SignalcastError('position_reset', `since ${since} is past the service's latest seq ${latest}`));
     if (run !== this.run || ws !== this.ws) return;
     this.detach(ws);
@@ -552,8 +574,14 @@ export class SignalcastClient {
       return true;
     }
     if (failure?.status === 400) {
-      this.filters = this.wsFilters;
-      this.filtersRejected(failure);
+      const refused = this.filters;
+      this.filtersRejected(failure, filterKey(refused));
+      if (filterKey(refused) !== filterKey(this.accepted)) {
+        // Filters the service refuses (also why the upgrades failed): back to the last accepted.
+        this.filters = this.accepted;
+        this.emit('error', failure);
+        return false;
+      }
       this.fail(failure.code, failure.message);
       return true;
     }
@@ -652,6 +680,7 @@ export class SignalcastClient {
 
   /** Settles every `subscribe` promise up to the last one asking for these filters. */
   private filtersApplied(filters: SignalFilters): void {
+    this.accepted = filters;
     const last = this.waiters.map((waiter) => waiter.key).lastIndexOf(filterKey(filters));
     for (const waiter of this.waiters.splice(0, last + 1)) waiter.resolve(undefined);
   }

@@ -21,6 +21,8 @@ interface Store {
   keep(limit: number): () => void;
   /** Re-applies the filters and limits to the stored rows. */
   refresh(): void;
+  /** The server now applies these filters: rows that do not match them go. */
+  applied(filters: SignalFilters): void;
   /** Shows an error, as the client's `error` event does. */
   fail(error: SignalcastError): void;
 }
@@ -36,8 +38,10 @@ const matches = (f: SignalFilters, s: Signal): boolean =>
   (f.min_confidence === undefined || s.confidence >= f.min_confidence) &&
   (!f.symbols || f.symbols.some((symbol) => symbol.toUpperCase() === s.symbol)) &&
   (!f.markets || f.markets.includes(s.market)) &&
-  (!f.providers || f.providers.includes(s.provider)) &&
+  (!f.providers || f.providers.some((provider) => provider.toLowerCase() === s.provider)) &&
   (!f.sides || f.sides.includes(s.side));
+
+const withoutPremium = ({ premium: _premium, ...rest }: SignalFilters): SignalFilters => rest;
 
 // Sorted keys: `{ a, b }` and `{ b, a }` are the same filters and must not resubscribe.
 const stable = (f: SignalFilters): string => JSON.stringify(f, Object.keys(f).sort());
@@ -52,6 +56,8 @@ function createStore(client: SignalcastClient): Store {
   let state = client.stateInfo;
   let error: SignalcastError | null = null;
   let loaded = state.state === 'live' || state.state === 'polling';
+  // The filters in force (not the wanted ones: a change the server refuses must not drop rows).
+  let inForce = client.filters;
   let snapshot: Snapshot = { ...EMPTY, state, isLoading: !loaded, lastSeq: client.lastSeq };
 
   const flush = () => {
@@ -65,7 +71,7 @@ function createStore(client: SignalcastClient): Store {
     }
     pending = [];
     snapshot = {
-      rows: rows.filter((row) => matches(client.filters, row)).slice(0, limits.length ? Math.max(...limits) : DEFAULT_LIMIT),
+      rows: rows.filter((row) => matches(inForce, row)).slice(0, Math.max(DEFAULT_LIMIT, ...limits)),
       state,
       error,
       isLoading: !loaded,
@@ -87,9 +93,15 @@ function createStore(client: SignalcastClient): Store {
     refresh();
   });
   client.on('error', fail);
+  client.on('reset', () => {
+    // Another user, or another database: nothing shown so far applies.
+    pending = [];
+    snapshot = { ...snapshot, rows: [] };
+    refresh();
+  });
   client.on('state', (change) => {
     state = change;
-    if (change.state === 'live') error = null;
+    if (change.state === 'live' || change.state === 'polling' || change.state === 'replaying') error = null;
     if (change.state === 'live' || change.state === 'polling') loaded = true;
     if (change.state === 'failed') error = new SignalcastError(String(change.code ?? 'failed'), change.reason ?? 'Connection failed');
     refresh();
@@ -123,6 +135,11 @@ function createStore(client: SignalcastClient): Store {
       return () => void limits.splice(limits.indexOf(limit), 1);
     },
     refresh,
+    applied(filters) {
+      inForce = filters;
+      error = null;
+      refresh();
+    },
     fail,
   };
 }
@@ -167,7 +184,9 @@ export interface UseSignalsOptions {
   premiumOnly?: boolean;
   /**
    * The connection's filters (one set per client: the last hook to change them wins). A hook given
-   * neither this nor `premiumOnly` keeps the client's own; given either, the hook's replace them.
+   * neither this nor `premiumOnly` keeps the client's own; `premiumOnly` alone changes only their
+   * `premium` criterion. Rows the new filters exclude are dropped; rows they add are not fetched
+   * back (they arrive from now on).
    */
   filters?: SignalFilters;
   useWebSocket?: boolean;
@@ -188,16 +207,22 @@ export function useSignals({ limit = DEFAULT_LIMIT, premiumOnly, filters, useWeb
   const store = useStore();
   const { client } = store;
   const snapshot = useSyncExternalStore(store.subscribe, store.get, () => EMPTY);
-  useEffect(() => store.keep(limit), [store, limit]);
+  const rows = Number.isSafeInteger(limit) && limit > 0 ? limit : DEFAULT_LIMIT;
+  useEffect(() => store.keep(rows), [store, rows]);
 
-  const wanted = filters || premiumOnly !== undefined ? { ...filters, ...(premiumOnly && { premium: true }) } : undefined;
+  // `premiumOnly` alone changes only the `premium` criterion of the client's filters.
+  const base: SignalFilters | undefined = filters ?? (premiumOnly !== undefined ? withoutPremium(client.filters) : undefined);
+  const premium = premiumOnly === true ? true : premiumOnly === false ? (base?.premium === false ? false : undefined) : base?.premium;
+  const wanted = base && { ...withoutPremium(base), ...(premium !== undefined && { premium }) };
   const key = wanted && stable(wanted);
   useEffect(() => {
     if (!wanted || key === stable(client.filters)) return;
     // A refused change only rejects this promise (the client keeps the previous filters), so it is
     // shown here; `closed` means the provider went away first.
-    client.subscribe(wanted).catch((e: SignalcastError) => e.code === 'closed' || store.fail(e));
-    store.refresh();
+    client.subscribe(wanted).then(
+      () => store.applied(wanted),
+      (e: SignalcastError) => e.code === 'closed' || store.fail(e),
+    );
     // `key` stands for `wanted`: a new object with the same filters every render must not resubscribe.
   }, [store, key]);
 
@@ -207,8 +232,8 @@ export function useSignals({ limit = DEFAULT_LIMIT, premiumOnly, filters, useWeb
   }, [client, useWebSocket, pollInterval]);
 
   return useMemo(
-    () => ({ signals: snapshot.rows.slice(0, limit), isLoading: snapshot.isLoading, error: snapshot.error, state: snapshot.state.state, lastSeq: snapshot.lastSeq }),
-    [snapshot, limit],
+    () => ({ signals: snapshot.rows.slice(0, rows), isLoading: snapshot.isLoading, error: snapshot.error, state: snapshot.state.state, lastSeq: snapshot.lastSeq }),
+    [snapshot, rows],
   );
 }
 

@@ -122,4 +122,10 @@ export interface ClientEvents {
   signal: Signal;
   state: StateChange;
   error: import('./errors.js').SignalcastError;
+  /**
+   * What was delivered before no longer applies: another user signed in on this client
+   * (`user_changed`), or the position belonged to another database (`position_reset`). Clear
+   * what you show; the signals that apply follow.
+   */
+  reset: { reason: 'user_changed' | 'position_reset' };
 }

@@ -172,6 +172,40 @@ describe('SignalcastClient: reconnecting', () => {
 });
 
 describe('SignalcastClient: exactly once', () => {
+  it('a resumed socket is not given up while the server prepares its replay (no watchdog before a resume)', async () => {
+    const { client: sdk } = client({ since: 5 });
+    sdk.connect();
+    await settle();
+    const ws = FakeSocket.last;
+    ws.welcome(500);
+    for (let second = 0; second < 60; second += 5) {
+      await vi.advanceTimersByTimeAsync(5_000);
+      const ping = ws.sent.at(-1);
+      if (ping?.type === 'ping') ws.receive({ type: 'pong', id: ping.id });
+    }
+    expect(ws.closedWith).toBeUndefined();
+    expect(sdk.state).toBe('replaying');
+  });
+
+  it('another user on the same client: a reset event, and versions seen before are forgotten', async () => {
+    let token = 'a';
+    const { client: sdk, seen } = client({ getToken: () => token });
+    const resets: string[] = [];
+    sdk.on('reset', ({ reason }) => resets.push(reason));
+    sdk.connect();
+    await settle();
+    FakeSocket.last.welcome(0);
+    FakeSocket.last.receive({ type: 'signal', ...signal(1, 'x') });
+    sdk.close();
+    token = 'b';
+    sdk.connect();
+    await settle();
+    FakeSocket.last.receive({ type: 'welcome', user_id: 'u2', tier: 'free', server_time: new Date(0).toISOString(), latest_seq: 2, token_expires_at: null });
+    expect(resets).toEqual(['user_changed']);
+    FakeSocket.last.receive({ type: 'signal_update', ...signal(2, 'x', 1) });
+    expect(seen).toEqual(['x@1', 'x@1']); // the second user's first sight of x
+  });
+
   it('drops what is at or below lastSeq and versions it holds, and moves lastSeq after the handlers ran', async () => {
     const { client: sdk, seen } = client();
     const lastSeqInHandler: (number | undefined)[] = [];
@@ -265,19 +299,69 @@ describe('SignalcastClient: filters', () => {
     expect(sdk.filters).toEqual({ premium: true });
   });
 
-  it('keeps a filter change made during a replay and sends it after replay_complete', async () => {
-    const { client: sdk } = client({ since: 3 });
+  it('a filter change during a replay opens again from the position with the new filters (the old socket would replay the old ones)', async () => {
+    const { client: sdk, seen } = client({ since: 3 });
     sdk.connect();
     await settle();
-    const socket = FakeSocket.last;
-    socket.welcome(9);
+    const first = FakeSocket.last;
+    first.welcome(9);
+    first.receive({ type: 'signal', ...signal(4) });
     const pending = sdk.subscribe({ sides: ['long'] });
-    expect(socket.sent.filter((message) => message.type === 'subscribe')).toEqual([]);
-    socket.receive({ type: 'replay_complete', last_seq: 9, count: 0 });
-    const request = socket.sent.at(-1)!;
-    expect(request).toMatchObject({ type: 'subscribe', filters: { sides: ['long'] } });
-    socket.receive({ type: 'ack', id: request.id });
+    await settle();
+    expect(first.closedWith).toBe(1000);
+    expect(first.sent.filter((message) => message.type === 'subscribe')).toEqual([]);
+    const second = FakeSocket.last;
+    expect(second.query.get('since')).toBe('4');
+    expect(second.query.get('sides')).toBe('long');
+    second.welcome(9);
     await expect(pending).resolves.toBeUndefined();
+    second.receive({ type: 'signal', ...signal(4) }); // at or below the position: not again
+    second.receive({ type: 'signal', ...signal(5) });
+    expect(seen).toEqual(['s4@1', 's5@1']);
+  });
+
+  it('subscribe(A) while B is unanswered does not resolve before the server has A again', async () => {
+    const { client: sdk } = client({ filters: { markets: ['crypto'] } });
+    sdk.connect();
+    await settle();
+    const ws = FakeSocket.last;
+    ws.welcome(0);
+    void sdk.subscribe({ markets: ['forex'] });
+    let resolved = false;
+    void sdk.subscribe({ markets: ['crypto'] }).then(() => (resolved = true));
+    await settle();
+    expect(resolved).toBe(false);
+    ws.receive({ type: 'ack', id: ws.sent.at(-1)!.id });
+    await settle();
+    const again = ws.sent.at(-1)!;
+    expect(again).toMatchObject({ type: 'subscribe', filters: { markets: ['crypto'] } });
+    ws.receive({ type: 'ack', id: again.id });
+    await settle();
+    expect(resolved).toBe(true);
+  });
+
+  it('filters the service refuses (the upgrade fails, the probe says 400) are dropped for the last accepted ones; the client carries on', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const rest = fakeListing();
+    const { client: sdk, errors } = client({ fetch: rest.fetch, filters: { markets: ['crypto'] } });
+    sdk.connect();
+    await settle();
+    FakeSocket.last.welcome(0);
+    FakeSocket.last.drop(1006);
+    const refused = sdk.subscribe({ markets: ['Crypto'] });
+    refused.catch(() => undefined);
+    rest.setStatus((token) => (rest.calls.at(-1)!.url.includes('Crypto') ? 400 : 200) + 0 * token.length);
+    for (let attempt = 0; attempt < 3; attempt++) {
+      await vi.advanceTimersByTimeAsync(1);
+      FakeSocket.last.drop(1006); // the upgrade with markets=Crypto is refused (400, seen as 1006)
+    }
+    await settle();
+    await expect(refused).rejects.toMatchObject({ status: 400 });
+    expect(sdk.filters).toEqual({ markets: ['crypto'] });
+    expect(errors).toContain('e400');
+    await vi.advanceTimersByTimeAsync(1_000);
+    expect(FakeSocket.last.query.get('markets')).toBe('crypto');
+    expect(sdk.state).not.toBe('failed');
   });
 
   it('while disconnected, applies the wanted filters on the next open, not by replaying requests', async () => {

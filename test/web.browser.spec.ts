@@ -1,0 +1,217 @@
+import { copyFileSync, mkdirSync, mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { Browser, Page } from 'playwright-core';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { launchBrowser, openPage, signIn } from './support/browser.js';
+import { Api, signalBody } from './support/clients.js';
+import { startHttpGate } from './support/http-gate.js';
+import { freePort, migrateOnce, REPO_ROOT, startService, stopAll, type ServiceProcess } from './support/processes.js';
+import { ADMIN, createTestDatabase, useTestApp, type TestDatabase } from './support/test-app.js';
+
+/**
+ * The web page in a real browser (Debian's Chromium through playwright-core) against the real
+ * service: tier gating on screen, a tier change from the dashboard, a server restart, polling
+ * behind a proxy that refuses upgrades, the dashboard's counts. Every page must stay free of
+ * console errors. Screenshots are taken at 1280×720; `UPDATE_SCREENSHOTS=1` copies them to docs/.
+ */
+const ctx = useTestApp();
+const PASSWORD = 'user-password-123';
+const SHOTS = mkdtempSync(path.join(tmpdir(), 'signalcast-shots-'));
+let browser: Browser;
+const opened: { problems: string[]; close(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  browser = await launchBrowser();
+}, 60_000);
+afterAll(async () => {
+  await browser?.close();
+});
+afterEach(async () => {
+  for (const page of opened.splice(0)) await page.close().catch(() => undefined);
+});
+
+async function pageFor(baseUrl = ctx.app.baseUrl) {
+  const view = await openPage(browser, baseUrl, { width: 1280, height: 720 });
+  opened.push({ problems: view.problems, close: () => view.context.close() });
+  return view;
+}
+
+/**
+ * What the page itself reported. A refused or unreachable connection is logged on the console by
+ * Chromium itself ("WebSocket connection to ... failed", "net::ERR_CONNECTION_REFUSED"): that is
+ * the network being down, which these tests cause on purpose, not an error of the page.
+ */
+const pageErrors = (problems: string[]) =>
+  problems.filter((problem) => !/WebSocket connection to .* failed|net::ERR_CONNECTION_REFUSED|net::ERR_EMPTY_RESPONSE/.test(problem));
+
+const rows = (page: Page, externalId: string) => page.locator(`tr[data-signal="${externalId}"]`);
+const badge = (page: Page) => page.getByTestId('connection');
+
+async function screenshot(page: Page, name: string): Promise<void> {
+  const file = path.join(SHOTS, name);
+  await page.screenshot({ path: file });
+  if (process.env.UPDATE_SCREENSHOTS === '1') {
+    mkdirSync(path.join(REPO_ROOT, 'docs', 'screenshots'), { recursive: true });
+    copyFileSync(file, path.join(REPO_ROOT, 'docs', 'screenshots', name));
+  }
+}
+
+describe('the web page, in Chromium', () => {
+  it('shows a pro user premium and regular signals, a free user only the regular ones; an amendment replaces its row', async () => {
+    const pro = await ctx.api.user('pro');
+    const free = await ctx.api.user('free');
+    const proView = await pageFor();
+    const freeView = await pageFor();
+    await signIn(proView.page, pro.email, PASSWORD);
+    await signIn(freeView.page, free.email, PASSWORD);
+
+    const regular = signalBody({ symbol: 'ETHUSDT', side: 'short', entry: '3120.5', confidence: 71 });
+    const premium = signalBody({ symbol: 'SOLUSDT', premium: true, entry: '182.25', confidence: 88 });
+    await ctx.api.sync(ctx.provider.apiKey, regular);
+    await ctx.api.sync(ctx.provider.apiKey, premium);
+    await rows(proView.page, premium.external_id as string).waitFor();
+    await rows(proView.page, regular.external_id as string).waitFor();
+    await rows(freeView.page, regular.external_id as string).waitFor();
+    await expect.poll(() => rows(freeView.page, premium.external_id as string).count(), { timeout: 1_500, interval: 500 }).toBe(0);
+    await expect(freeView.page.locator('.premium').count()).resolves.toBe(0);
+    await expect(freeView.page.getByText('Premium signals are published for pro and elite subscribers', { exact: false }).count()).resolves.toBe(1);
+
+    await ctx.api.sync(ctx.provider.apiKey, { ...regular, note: 'stop moved to break-even', stop_loss: '3120.5' });
+    for (const view of [proView, freeView]) {
+      await view.page.locator(`tr[data-signal="${regular.external_id as string}"][data-version="2"]`).waitFor();
+      expect(await rows(view.page, regular.external_id as string).count()).toBe(1);
+      expect(await rows(view.page, regular.external_id as string).textContent()).toContain('amended v2');
+    }
+    await screenshot(proView.page, 'feed-pro.png');
+    await screenshot(freeView.page, 'feed-free.png');
+    expect([...proView.problems, ...freeView.problems]).toEqual([]);
+  });
+
+  it('a tier change made in the dashboard stops premium signals on the open page, without a reload', async () => {
+    const pro = await ctx.api.user('pro');
+    const proView = await pageFor();
+    await signIn(proView.page, pro.email, PASSWORD);
+    const adminView = await pageFor();
+    await signIn(adminView.page, ADMIN.email, ADMIN.password);
+    await adminView.page.getByRole('link', { name: 'Dashboard' }).click();
+    await adminView.page.getByLabel('Email contains').fill(pro.email);
+    await adminView.page.getByRole('button', { name: 'Search' }).click();
+    await adminView.page.getByLabel(`Tier of ${pro.email}`).selectOption('free');
+    await adminView.page.getByText('Tier set to free').waitFor();
+
+    const premium = signalBody({ premium: true });
+    const marker = signalBody({ symbol: 'MARKUSD' });
+    await ctx.api.sync(ctx.provider.apiKey, premium);
+    await ctx.api.sync(ctx.provider.apiKey, marker);
+    await rows(proView.page, marker.external_id as string).waitFor();
+    expect(await rows(proView.page, premium.external_id as string).count()).toBe(0);
+    expect([...proView.problems, ...adminView.problems]).toEqual([]);
+  });
+
+  it("the dashboard's counts follow /ws/stats as pages open and close", async () => {
+    const adminView = await pageFor();
+    await signIn(adminView.page, ADMIN.email, ADMIN.password); // the admin's own feed: one socket
+    await adminView.page.getByRole('link', { name: 'Dashboard' }).click();
+    const shown = async () => Number(await adminView.page.getByTestId('stat-connections').textContent());
+    const actual = async () => (await ctx.api.request('GET', '/ws/stats', { token: await ctx.api.admin() })).body.total_connections as number;
+
+    const before = await actual();
+    const subscribers = [];
+    for (const tier of ['basic', 'elite']) {
+      const user = await ctx.api.user(tier);
+      const view = await pageFor();
+      await signIn(view.page, user.email, PASSWORD);
+      subscribers.push(view);
+    }
+    expect(await actual()).toBe(before + 2);
+    await expect.poll(shown, { timeout: 12_000, interval: 500 }).toBe(before + 2);
+    await expect.poll(() => adminView.page.getByTestId('stat-tier-elite').textContent(), { timeout: 1_000 }).not.toBe('0');
+    await screenshot(adminView.page, 'dashboard.png');
+
+    await subscribers[0]!.context.close();
+    await expect.poll(actual, { timeout: 5_000 }).toBe(before + 1);
+    await expect.poll(shown, { timeout: 12_000, interval: 500 }).toBe(before + 1);
+    expect([...adminView.problems, ...subscribers[1]!.problems]).toEqual([]);
+  });
+
+  it('a subscriber who opens /admin reads "not allowed", and no request fails', async () => {
+    const user = await ctx.api.user('elite');
+    const view = await pageFor();
+    const failed: string[] = [];
+    view.page.on('response', (response) => response.status() >= 400 && failed.push(`${response.status()} ${response.url()}`));
+    await signIn(view.page, user.email, PASSWORD);
+    await view.page.goto('/admin');
+    await view.page.getByRole('heading', { name: 'Not allowed' }).waitFor();
+    expect(await view.page.getByRole('link', { name: 'Dashboard' }).count()).toBe(0);
+    expect(failed).toEqual([]);
+    expect(view.problems).toEqual([]);
+  });
+
+  it('behind a proxy that refuses WebSocket upgrades, the page polls and signals still arrive', async () => {
+    const gate = await startHttpGate(Number(new URL(ctx.app.baseUrl).port));
+    try {
+      gate.refuseUpgrades(true);
+      const user = await ctx.api.user('pro');
+      const view = await openPage(browser, gate.baseUrl, { width: 1280, height: 720 });
+      opened.push({ problems: view.problems, close: () => view.context.close() });
+      await view.page.goto('/');
+      await view.page.getByLabel('Email').fill(user.email);
+      await view.page.getByLabel('Password').fill(PASSWORD);
+      await view.page.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await badge(view.page).getByText('Polling').waitFor({ timeout: 30_000 });
+      const signal = signalBody({ symbol: 'POLLUSD' });
+      await ctx.api.sync(ctx.provider.apiKey, signal);
+      await rows(view.page, signal.external_id as string).waitFor({ timeout: 20_000 });
+      expect(gate.upgradesSeen).toBeGreaterThanOrEqual(3);
+      expect(pageErrors(view.problems)).toEqual([]);
+    } finally {
+      await gate.close();
+    }
+  }, 60_000);
+});
+
+describe('the web page across a server restart (separate processes on PostgreSQL)', () => {
+  let database: TestDatabase;
+  const services: ServiceProcess[] = [];
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    await migrateOnce(database.url!);
+  }, 60_000);
+  afterAll(async () => {
+    for (const service of services) await service.stop('SIGKILL').catch(() => undefined);
+    await stopAll();
+    await database?.drop();
+  });
+
+  it('shows Reconnecting, then Live, and each signal synced meanwhile once', async () => {
+    const port = await freePort();
+    const start = async (name: string, at?: number) => {
+      const service = await startService({ name, databaseUrl: database.url!, ...(at !== undefined && { port: at }) });
+      services.push(service);
+      return service;
+    };
+    let main = await start('web-a', port);
+    // A second instance on the same database takes the syncs while the first one is down.
+    const other = await start('web-b');
+    const api = new Api(main.asTestApp());
+    const otherApi = new Api(other.asTestApp());
+    const provider = await api.provider();
+    const user = await api.user('elite');
+    const view = await pageFor(main.baseUrl);
+    await signIn(view.page, user.email, PASSWORD);
+
+    await main.stop('SIGTERM');
+    await badge(view.page).getByText(/Reconnecting|Connecting/).waitFor({ timeout: 10_000 });
+    const whileDown = [signalBody({ symbol: 'DOWNUSD' }), signalBody({ symbol: 'DOWNUSD', premium: true }), signalBody({ symbol: 'DOWNUSD' })];
+    for (const signal of whileDown) expect((await otherApi.sync(provider.apiKey, signal)).status).toBe(201);
+    main = await start('web-a2', port);
+    await badge(view.page).getByText('Live').waitFor({ timeout: 40_000 });
+    for (const signal of whileDown) await rows(view.page, signal.external_id as string).waitFor({ timeout: 10_000 });
+    for (const signal of whileDown) expect(await rows(view.page, signal.external_id as string).count()).toBe(1);
+    const after = signalBody({ symbol: 'AFTERUSD' });
+    await api.sync(provider.apiKey, after);
+    await rows(view.page, after.external_id as string).waitFor();
+    expect(pageErrors(view.problems)).toEqual([]);
+  }, 90_000);
+});
