@@ -7,7 +7,7 @@ import { launchBrowser, openPage, signIn } from './support/browser.js';
 import { Api, signalBody } from './support/clients.js';
 import { startHttpGate } from './support/http-gate.js';
 import { freePort, migrateOnce, REPO_ROOT, startService, stopAll, type ServiceProcess } from './support/processes.js';
-import { ADMIN, createTestDatabase, useTestApp, type TestDatabase } from './support/test-app.js';
+import { ADMIN, createTestDatabase, signToken, useTestApp, type TestDatabase } from './support/test-app.js';
 
 /**
  * The web page in a real browser (Debian's Chromium through playwright-core) against the real
@@ -148,6 +148,71 @@ describe('the web page, in Chromium', () => {
     expect(view.problems).toEqual([]);
   });
 
+  it('when the session ends, asks for the password again and the feed carries on where it stopped', async () => {
+    const user = await ctx.api.user('pro');
+    const view = await pageFor();
+    // A session whose token ends in 8 s, as the page would have stored it after signing in.
+    const session = { token: signToken(user.id, 'subscriber', 8), email: user.email, userId: user.id, role: 'subscriber', expiresAt: Date.now() + 8_000 };
+    await view.page.addInitScript((stored) => sessionStorage.setItem('signalcast.session', stored), JSON.stringify(session));
+    await view.page.goto('/');
+    await badge(view.page).getByText('Live').waitFor();
+    const before = signalBody({ symbol: 'KEEPUSD' });
+    await ctx.api.sync(ctx.provider.apiKey, before);
+    await rows(view.page, before.external_id as string).waitFor();
+
+    const dialog = view.page.getByRole('dialog', { name: 'Sign in again' });
+    await dialog.waitFor({ timeout: 20_000 });
+    const meanwhile = signalBody({ symbol: 'GAPUSD' });
+    await ctx.api.sync(ctx.provider.apiKey, meanwhile);
+    await dialog.getByLabel('Password').fill(PASSWORD);
+    await dialog.getByRole('button', { name: 'Sign in', exact: true }).click();
+    await badge(view.page).getByText('Live').waitFor();
+    await rows(view.page, meanwhile.external_id as string).waitFor();
+    expect(await rows(view.page, before.external_id as string).count()).toBe(1);
+    expect(await dialog.count()).toBe(0);
+    expect(pageErrors(view.problems)).toEqual([]);
+  });
+
+  it('keeps the filters across a reload, and the server applies them', async () => {
+    const user = await ctx.api.user('elite');
+    const view = await pageFor();
+    await signIn(view.page, user.email, PASSWORD);
+    await view.page.getByLabel('Symbols').fill('ethusdt');
+    await view.page.getByLabel('Premium only').check();
+    await view.page.getByRole('button', { name: 'Apply filters' }).click();
+    await view.page.waitForFunction(() => localStorage.getItem('signalcast.filters')?.includes('ETHUSDT'));
+    await view.page.reload();
+    await badge(view.page).getByText('Live').waitFor();
+    expect(await view.page.getByLabel('Symbols').inputValue()).toBe('ETHUSDT');
+    expect(await view.page.getByLabel('Premium only').isChecked()).toBe(true);
+
+    const other = signalBody({ symbol: 'BTCUSDT', premium: true });
+    const regular = signalBody({ symbol: 'ETHUSDT' });
+    const wanted = signalBody({ symbol: 'ETHUSDT', premium: true });
+    for (const signal of [other, regular, wanted]) await ctx.api.sync(ctx.provider.apiKey, signal);
+    await rows(view.page, wanted.external_id as string).waitFor();
+    expect(await rows(view.page, other.external_id as string).count()).toBe(0);
+    expect(await rows(view.page, regular.external_id as string).count()).toBe(0);
+    expect(view.problems).toEqual([]);
+  });
+
+  it("issues a provider's API key in the dashboard (shown once), which works until it is revoked there", async () => {
+    const provider = await ctx.api.user('free', 'provider');
+    const view = await pageFor();
+    await signIn(view.page, ADMIN.email, ADMIN.password);
+    await view.page.getByRole('link', { name: 'Dashboard' }).click();
+    await view.page.getByLabel('Email contains').fill(provider.email);
+    await view.page.getByRole('button', { name: 'Search' }).click();
+    await view.page.locator(`tr[data-user="${provider.email}"]`).getByRole('button', { name: 'Keys' }).click();
+    await view.page.getByRole('button', { name: 'Issue a new key' }).click();
+    const key = (await view.page.getByTestId('new-key').textContent())!;
+    expect((await ctx.api.sync(key, signalBody())).status).toBe(201);
+    await view.page.getByRole('button', { name: 'Revoke' }).click();
+    await view.page.getByText('revoked', { exact: false }).waitFor();
+    expect((await ctx.api.sync(key, signalBody())).status).toBe(401);
+    expect(view.problems).toEqual([]);
+  });
+
   it('behind a proxy that refuses WebSocket upgrades, the page polls and signals still arrive', async () => {
     const gate = await startHttpGate(Number(new URL(ctx.app.baseUrl).port));
     try {
@@ -202,7 +267,7 @@ describe('the web page across a server restart (separate processes on PostgreSQL
     await signIn(view.page, user.email, PASSWORD);
 
     await main.stop('SIGTERM');
-    await badge(view.page).getByText(/Reconnecting|Connecting/).waitFor({ timeout: 10_000 });
+    await badge(view.page).getByText(/Reconnecting in \d+ s/).waitFor({ timeout: 10_000 });
     const whileDown = [signalBody({ symbol: 'DOWNUSD' }), signalBody({ symbol: 'DOWNUSD', premium: true }), signalBody({ symbol: 'DOWNUSD' })];
     for (const signal of whileDown) expect((await otherApi.sync(provider.apiKey, signal)).status).toBe(201);
     main = await start('web-a2', port);

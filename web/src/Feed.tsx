@@ -33,9 +33,13 @@ export function Feed({ session, onSession }: { session: Session; onSession: (ses
         poll: { intervalMs: 10_000 },
       }),
   );
+  const renewed = (next: Session) => {
+    current.current = next; // before connect(): getToken reads it at once, before any re-render
+    onSession(next);
+  };
   return (
     <SignalcastProvider client={client}>
-      <FeedView client={client} session={session} onSession={onSession} />
+      <FeedView client={client} session={session} onSession={renewed} />
     </SignalcastProvider>
   );
 }
