@@ -1,15 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { UnauthorizedError } from '../src/index.js';
-import { client, fakeListing, FakeSocket, settle, signal } from './harness.js';
+import { client, fakeListing, FakeSocket, settle, signal, useScriptedClock } from './harness.js';
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  FakeSocket.all = [];
-});
-afterEach(() => {
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-});
+useScriptedClock();
 
 describe('SignalcastClient: connecting', () => {
   it('is inert until connect(), then builds the URL from the base, the token, since and the filters', async () => {

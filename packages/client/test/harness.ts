@@ -1,5 +1,5 @@
 // Shared by the SDK's unit tests: a scripted socket, a scripted listing, a recording client.
-import { vi } from 'vitest';
+import { afterEach, beforeEach, vi } from 'vitest';
 import { SignalcastClient, type ClientOptions, type Signal, type StateChange } from '../src/index.js';
 import { FakeSocket, signal } from './fake-socket.js';
 export { FakeSocket, signal };
@@ -54,4 +54,16 @@ export function client(options: Partial<ClientOptions> = {}) {
   created.on('signal', (delivered) => seen.push(`${delivered.id}@${delivered.version}`));
   created.on('error', (error) => errors.push(error.code));
   return { client: created, states, seen, errors };
+}
+
+/** Fake timers and a fresh socket list for every test of the file. */
+export function useScriptedClock(): void {
+  beforeEach(() => {
+    vi.useFakeTimers();
+    FakeSocket.all = [];
+  });
+  afterEach(() => {
+    vi.useRealTimers();
+    vi.restoreAllMocks();
+  });
 }

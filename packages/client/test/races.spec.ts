@@ -1,16 +1,9 @@
-import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { client, fakeListing, FakeSocket, settle, signal } from './harness.js';
+import { describe, expect, it, vi } from 'vitest';
+import { client, fakeListing, FakeSocket, settle, signal, useScriptedClock } from './harness.js';
 
 // Races and hostile input found by an adversarial review of the client (each failed before its fix).
 
-beforeEach(() => {
-  vi.useFakeTimers();
-  FakeSocket.all = [];
-});
-afterEach(() => {
-  vi.useRealTimers();
-  vi.restoreAllMocks();
-});
+useScriptedClock();
 
 describe('an instance behind the database is not a position reset', () => {
   it('reconnecting to an instance one seq behind delivers nothing twice', async () => {
