@@ -213,6 +213,26 @@ describe('the web page, in Chromium', () => {
     expect(view.problems).toEqual([]);
   });
 
+  it('works from the keyboard alone, and at a phone\'s width nothing but the table scrolls sideways', async () => {
+    const user = await ctx.api.user('pro');
+    const view = await openPage(browser, ctx.app.baseUrl, { width: 390, height: 844 });
+    opened.push({ problems: view.problems, close: () => view.context.close() });
+    await view.page.goto('/');
+    await view.page.getByLabel('Email').focus();
+    await view.page.keyboard.type(user.email);
+    await view.page.keyboard.press('Tab');
+    await view.page.keyboard.type(PASSWORD);
+    await view.page.keyboard.press('Enter');
+    await badge(view.page).getByText('Live').waitFor();
+    const signal = signalBody({ symbol: 'PHONEUSD' });
+    await ctx.api.sync(ctx.provider.apiKey, signal);
+    await rows(view.page, signal.external_id as string).waitFor();
+    const overflow = await view.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    expect(overflow).toBeLessThanOrEqual(0);
+    await screenshot(view.page, 'feed-phone.png');
+    expect(view.problems).toEqual([]);
+  });
+
   it('behind a proxy that refuses WebSocket upgrades, the page polls and signals still arrive', async () => {
     const gate = await startHttpGate(Number(new URL(ctx.app.baseUrl).port));
     try {
