@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { flush, signalBody, UpgradeRefused, WsClient } from './support/clients.js';
 import { useTestApp } from './support/test-app.js';
 
@@ -57,6 +57,28 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
     expect(pongs.length).toBeGreaterThanOrEqual(5);
     expect(pongs.length).toBeLessThan(8);
     expect(limited.length).toBe(4);
+  });
+
+  it('stops counting a socket as soon as it closes it for its rate, while the client has not answered the close', async () => {
+    const before = (await stats()).total_connections;
+    const user = await t.api.user('free');
+    const socket = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    expect((await stats()).total_connections).toBe(before + 1);
+    for (let i = 0; i < 30; i++) socket.send({ type: 'ping', id: i });
+    // The client reads nothing more: the close frame (4029) waits, unanswered, in its kernel buffer,
+    // and the server keeps the socket (CLOSING) until it answers or for 5 s.
+    const net = (socket.socket as unknown as { _socket: { pause(): void; resume(): void } })._socket;
+    net.pause();
+    try {
+      await vi.waitFor(async () => expect((await stats()).total_connections).toBe(before), { timeout: 2_500, interval: 50 });
+      await t.api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey: t.provider.apiKey, body: { signals: [signalBody()] } });
+    } catch (error) {
+      socket.socket.terminate();
+      throw error;
+    }
+    net.resume();
+    expect((await socket.waitClose()).code).toBe(4029);
+    expect(socket.signals()).toEqual([]);
   });
 
   it('keeps a client that stays under the rate limit', async () => {

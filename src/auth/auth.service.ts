@@ -68,7 +68,7 @@ export class AuthService implements OnModuleDestroy {
     if (cached) return cached;
     const found = await this.apiKeys.findActiveByHash(hash);
     if (!found) return null;
-    const principal: Principal = { userId: found.user.id, role: found.user.role, apiKeyId: found.id };
+    const principal: Principal = { userId: found.user.id, role: found.user.role };
     this.keyCache.set(hash, principal);
     return principal;
   }

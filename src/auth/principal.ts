@@ -6,6 +6,4 @@ export interface Principal {
   role: Role;
   /** Present for JWT callers: when the token expires (epoch seconds). */
   tokenExpiresAt?: number;
-  /** Present for API-key callers. */
-  apiKeyId?: string;
 }

@@ -31,8 +31,7 @@ export class TierCache implements OnModuleDestroy {
       bus.onUserChange(({ userId, tier }) => {
         if (tier === undefined) return;
         this.changedAt.set(userId, ++this.changes);
-        if (tier) this.cache.set(userId, tier);
-        else this.cache.delete(userId);
+        this.cache.set(userId, tier);
       }),
       // Changes published while the bus was down were lost: start over from the database.
       bus.onRecover(() => {

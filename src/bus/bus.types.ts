@@ -4,8 +4,8 @@ import type { SignalEvent } from '../signals/signal.types.js';
 /** A committed change to a user that every instance must apply to its caches. */
 export interface UserChange {
   userId: string;
-  /** The new tier; `null` when the user is gone; absent when the tier did not change. */
-  tier?: Tier | null;
+  /** The new tier; absent when the tier did not change. */
+  tier?: Tier;
   /** The user's role or API keys changed: cached credentials must be dropped. */
   credentialsChanged?: boolean;
 }

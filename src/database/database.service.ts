@@ -21,10 +21,6 @@ export class DatabaseService implements OnApplicationShutdown {
     return this.client;
   }
 
-  get kind(): OpenedAdapter['kind'] {
-    return this.opened?.kind ?? 'pglite';
-  }
-
   /** Called once by the module factory, before anything else can query. */
   async connect(): Promise<void> {
     this.opened = await openAdapter({

@@ -8,6 +8,8 @@ import type { Connection } from './connection.js';
  * Open sockets indexed by user (per-user caps, tier changes) and by the symbols their filter
  * follows, so a broadcast visits only the sockets that may want its symbol, never every socket.
  * Every add and remove is told to the cluster state, which counts each user's sockets cluster-wide.
+ * A connection leaves when its socket has closed, and already when the server starts closing it
+ * (`Connection.close`): a socket in its close handshake is neither delivered to nor counted.
  */
 @Injectable()
 export class ConnectionRegistry {
@@ -28,6 +30,7 @@ export class ConnectionRegistry {
     if (!sockets) this.byUser.set(connection.userId, (sockets = new Set()));
     sockets.add(connection);
     this.index(connection);
+    connection.registered(() => this.remove(connection.socket));
     this.cluster.socketOpened(connection.userId);
   }
 
@@ -76,6 +79,7 @@ export class ConnectionRegistry {
     sockets?.delete(connection);
     if (sockets?.size === 0) this.byUser.delete(connection.userId);
     this.unindex(connection);
+    connection.registered(undefined);
     connection.dispose();
     this.cluster.socketClosed(connection.userId);
     return connection;
@@ -95,10 +99,6 @@ export class ConnectionRegistry {
 
   get userCount(): number {
     return this.byUser.size;
-  }
-
-  userIds(): IterableIterator<string> {
-    return this.byUser.keys();
   }
 
   all(): IterableIterator<Connection> {

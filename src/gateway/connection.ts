@@ -4,6 +4,7 @@ import { TokenBucket } from '../common/rate-limiter.js';
 import type { SignalFilter } from '../signals/signal-filter.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { WS_CLOSE, type WsCloseName } from './ws-close-codes.js';
+import { encode, type ServerMessageMap } from './ws-messages.js';
 
 /**
  * - `live`: receives every signal its tier and filter allow;
@@ -39,6 +40,8 @@ export class Connection {
   /** The token-expiry warning and close, replaced on each `auth` refresh. */
   tokenTimers: Timer[] = [];
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Set by the registry while it holds this connection (see `ConnectionRegistry.add`). */
+  private unregister?: () => void;
 
   constructor(
     readonly socket: WebSocket,
@@ -48,6 +51,19 @@ export class Connection {
 
   get userId(): string {
     return this.principal.userId;
+  }
+
+  /** Called by the registry when it takes this connection in (a function) and when it lets it go. */
+  registered(unregister: (() => void) | undefined): void {
+    this.unregister = unregister;
+  }
+
+  /**
+   * Sends one protocol message to this socket alone, encoded here. Broadcasts do not come this way:
+   * the fan-out writes bytes framed once for every socket (`FanoutService.send`).
+   */
+  notify<K extends keyof ServerMessageMap>(type: K, body: ServerMessageMap[K]): void {
+    if (this.socket.readyState === this.socket.OPEN) this.socket.send(encode(type, body));
   }
 
   /**
@@ -76,13 +92,23 @@ export class Connection {
     this.timers.delete(handle.timer);
   }
 
-  /** Closes with a documented code; a peer that does not complete the close is destroyed. */
+  /**
+   * Closes with a documented code. The connection leaves the registry at once, whoever closes it:
+   * while the close handshake runs (up to CLOSE_GRACE_MS with a peer that does not answer, after
+   * which it is destroyed) it receives nothing and counts for no cap and no statistic.
+   */
   close(name: WsCloseName): void {
-    this.dispose();
+    this.end();
     const { code, reason } = WS_CLOSE[name];
     if (this.socket.readyState === this.socket.CLOSED) return;
     this.socket.close(code, reason);
     setTimeout(() => this.socket.terminate(), CLOSE_GRACE_MS).unref();
+  }
+
+  /** Destroys the socket without a close handshake (a dead peer, a failing write): the client sees 1006. */
+  terminate(): void {
+    this.end();
+    this.socket.terminate();
   }
 
   /** Releases timers and buffered events. */
@@ -90,5 +116,13 @@ export class Connection {
     for (const timer of this.timers) clearTimeout(timer);
     this.timers.clear();
     this.backlog = [];
+  }
+
+  /** Out of the registry (if it is there) and out of delivery, before the socket is told. */
+  private end(): void {
+    const unregister = this.unregister;
+    this.unregister = undefined;
+    unregister?.();
+    this.dispose();
   }
 }

@@ -272,6 +272,32 @@ describe('FanoutService', () => {
     expect(fanout.deliveredSeq).toBe(2);
   });
 
+  it('takes a socket out of delivery and out of the counts as soon as the server closes it, before the client answers', async () => {
+    const { users, registry, fanout, connect, publish } = setup({ limited: 'pro', gone: 'pro', other: 'pro' });
+    await fanout.onModuleInit();
+    const limited = connect('limited');
+    const gone = connect('gone');
+    const other = connect('other');
+    const connectionOf = (socket: FakeSocket) => registry.get(socket as unknown as WebSocket)!;
+    const replaying = connectionOf(gone);
+    replaying.phase = 'replaying';
+    // As the gateway closes a socket that keeps exceeding its request rate, and the replay one whose
+    // user is gone: the close frame is sent, the client has not answered, the socket is CLOSING.
+    connectionOf(limited).close('RATE_LIMITED');
+    replaying.close('UNAUTHORIZED');
+    expect([limited.closedWith, gone.closedWith, limited.readyState, gone.readyState]).toEqual([4029, 4501, 2, 2]);
+
+    expect(registry.connectionCount).toBe(1);
+    expect([registry.countForUser('limited'), registry.countForUser('gone'), registry.userCount]).toEqual([0, 0, 1]);
+    await publish('pro');
+    await publish('free');
+    expect([limited.sent, gone.sent, replaying.backlog]).toEqual([[], [], []]);
+    // Nor does it cost the broadcast anything: its user's tier is not even looked up.
+    expect(users.findTiers.mock.calls.map(([ids]) => [...ids])).toEqual([['other']]);
+    expect(seqsOf(other)).toEqual([1, 2]);
+    expect(fanout.slowConsumersCut).toBe(0);
+  });
+
   it('cuts off a socket whose unsent bytes exceed the bound, with 4008', async () => {
     const { registry, fanout, connect, publish } = setup({ a: 'free', b: 'free' });
     await fanout.onModuleInit();

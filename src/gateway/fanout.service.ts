@@ -255,8 +255,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
       this.messagesDelivered++;
     } catch (error) {
       this.logger.warn(`Dropping a failing socket: ${(error as Error).message}`);
-      this.registry.remove(socket);
-      socket.terminate();
+      connection.terminate();
       return;
     }
     if (unsentBytes(socket) > this.maxBufferedBytes) this.cutOff(connection);
@@ -264,7 +263,6 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
 
   private cutOff(connection: Connection): void {
     this.slowConsumersCut++;
-    this.registry.remove(connection.socket);
     connection.close('SLOW_CONSUMER');
   }
 }

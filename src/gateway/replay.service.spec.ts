@@ -74,4 +74,24 @@ describe('ReplayService seam', () => {
     await vi.waitFor(() => expect(connection.phase).toBe('live'));
     expect(signalsSent()).toEqual([1]);
   });
+
+  it("closes at once, out of the registry, the socket of a user who is gone, before the client answers the close", async () => {
+    const { registry, replay } = await setup([row(1)], 1, 10);
+    const socket = {
+      OPEN: 1,
+      CLOSED: 3,
+      readyState: 1,
+      bufferedAmount: 0,
+      send: vi.fn(),
+      close: vi.fn(() => void (socket.readyState = 2)),
+      terminate: vi.fn(),
+    };
+    const connection = new Connection(socket as unknown as WebSocket, { userId: 'gone', role: 'subscriber' }, TokenBucket.perSecond(100, 100));
+    registry.add(connection);
+    await replay.resume(connection, 0);
+    expect(socket.close).toHaveBeenCalledWith(4501, 'unauthorized');
+    expect(socket.readyState).toBe(2);
+    expect([registry.connectionCount, registry.countForUser('gone')]).toEqual([0, 0]);
+    expect(socket.send).not.toHaveBeenCalled();
+  });
 });

@@ -62,9 +62,7 @@ export class ReplayService {
       if ((await this.signals.count(tier, query, this.maxReplay + 1)) > this.maxReplay) {
         connection.phase = 'idle';
         connection.backlog = [];
-        connection.socket.send(
-          encode('resync_required', { ...withId, since, latest_seq: target, max_replay: this.maxReplay }),
-        );
+        connection.notify('resync_required', { ...withId, since, latest_seq: target, max_replay: this.maxReplay });
         return;
       }
       while (connection.lastSeq < target && open()) {
@@ -107,7 +105,7 @@ export class ReplayService {
     }
     if (!open() || connection.phase !== 'replaying') return;
     connection.phase = 'live';
-    connection.socket.send(encode('replay_complete', { ...withId, last_seq: connection.lastSeq, count }));
+    connection.notify('replay_complete', { ...withId, last_seq: connection.lastSeq, count });
   }
 
   /** Waits until the socket has sent most of what it holds; false if it never does. */

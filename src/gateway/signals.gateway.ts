@@ -13,9 +13,9 @@ import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
-import { filterOf, principalOf, sinceOf } from './upgrade-authenticator.js';
+import { filterOf, principalOf, sinceOf, UpgradeAuthenticator } from './upgrade-authenticator.js';
 import { WS_CLOSE } from './ws-close-codes.js';
-import { encode, parseClientFrame, type ClientRequest, type ServerMessageMap } from './ws-messages.js';
+import { parseClientFrame, type ClientRequest } from './ws-messages.js';
 
 /** How long shutdown waits for sockets to finish their close handshake. */
 const SHUTDOWN_CLOSE_WAIT_MS = 2_000;
@@ -28,6 +28,13 @@ const SHUTDOWN_CLOSE_WAIT_MS = 2_000;
 export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect, OnModuleInit, OnModuleDestroy {
   private readonly logger = new Logger(SignalsGateway.name);
   private heartbeat?: NodeJS.Timeout;
+  private readonly heartbeatIntervalMs: number;
+  private readonly ratePerSecond: number;
+  private readonly rateBurst: number;
+  private readonly rateStrikes: number;
+  private readonly maxSocketsPerUser: number;
+  private readonly tokenExpiryWarningMs: number;
+  private readonly maxLifetimeMs: number;
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -36,11 +43,20 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     private readonly auth: AuthService,
     private readonly replay: ReplayService,
     private readonly cluster: ClusterState,
-    private readonly config: AppConfig,
-  ) {}
+    config: AppConfig,
+    private readonly upgrades: UpgradeAuthenticator,
+  ) {
+    this.heartbeatIntervalMs = config.get('WS_HEARTBEAT_INTERVAL_MS');
+    this.ratePerSecond = config.get('WS_RATE_LIMIT_PER_SECOND');
+    this.rateBurst = config.get('WS_RATE_LIMIT_BURST');
+    this.rateStrikes = config.get('WS_RATE_LIMIT_STRIKES');
+    this.maxSocketsPerUser = config.get('WS_MAX_SOCKETS_PER_USER');
+    this.tokenExpiryWarningMs = config.get('WS_TOKEN_EXPIRY_WARNING_MS');
+    this.maxLifetimeMs = config.get('WS_MAX_CONNECTION_LIFETIME_MS');
+  }
 
   onModuleInit(): void {
-    this.heartbeat = setInterval(() => this.beat(), this.config.get('WS_HEARTBEAT_INTERVAL_MS'));
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatIntervalMs);
     this.heartbeat.unref();
   }
 
@@ -63,7 +79,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
     const principal = principalOf(request);
     if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
-    const bucket = TokenBucket.perSecond(this.config.get('WS_RATE_LIMIT_PER_SECOND'), this.config.get('WS_RATE_LIMIT_BURST'));
+    const bucket = TokenBucket.perSecond(this.ratePerSecond, this.rateBurst);
     const connection = new Connection(socket, principal, bucket);
     this.registry.setFilter(connection, filterOf(request));
     const since = sinceOf(request);
@@ -86,19 +102,20 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (!tier) return connection.close('UNAUTHORIZED');
     if (socket.readyState !== socket.OPEN) return;
     if (!this.registry.accepting) return this.goAway(connection);
-    // The upgrade checked the global cap too; this catches sockets that raced through it.
-    if (this.registry.connectionCount >= this.config.get('WS_MAX_CONNECTIONS')) return connection.close('TRY_AGAIN_LATER');
     const userSockets = await this.cluster.userSockets(principal.userId).catch(() => this.registry.countForUser(principal.userId));
     if (socket.readyState !== socket.OPEN) return;
     if (!this.registry.accepting) return this.goAway(connection);
+    // The upgrade checked the same cap, but sockets whose lookups were in flight together all passed
+    // it: checked again here, in the same step as the registration, so none of them goes past it.
+    if (this.upgrades.atConnectionLimit()) return connection.close('TRY_AGAIN_LATER');
     // Counted across the cluster: the cap holds whichever instances the user's sockets land on.
-    if (Math.max(userSockets, this.registry.countForUser(principal.userId)) >= this.config.get('WS_MAX_SOCKETS_PER_USER')) {
+    if (Math.max(userSockets, this.registry.countForUser(principal.userId)) >= this.maxSocketsPerUser) {
       return connection.close('TOO_MANY_CONNECTIONS');
     }
     // Registration and welcome happen together: every signal with a seq above `latest_seq`
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);
-    this.notify(connection, 'welcome', {
+    connection.notify('welcome', {
       user_id: principal.userId,
       tier,
       server_time: new Date().toISOString(),
@@ -111,7 +128,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   }
 
   private goAway(connection: Connection): void {
-    this.notify(connection, 'reconnect', { reason: 'shutdown' });
+    connection.notify('reconnect', { reason: 'shutdown' });
     connection.close('GOING_AWAY');
   }
 
@@ -123,8 +140,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   private beat(): void {
     for (const connection of this.registry.all()) {
       if (!connection.alive) {
-        this.registry.remove(connection.socket);
-        connection.socket.terminate();
+        connection.terminate();
         continue;
       }
       connection.alive = false;
@@ -134,39 +150,39 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 
   private onFrame(connection: Connection, data: Buffer, isBinary: boolean): void {
     if (!connection.bucket.take().allowed) {
-      if (++connection.strikes >= this.config.get('WS_RATE_LIMIT_STRIKES')) return connection.close('RATE_LIMITED');
-      return this.notify(connection, 'error', { code: 'rate_limited', message: 'Too many requests; slow down' });
+      if (++connection.strikes >= this.rateStrikes) return connection.close('RATE_LIMITED');
+      return connection.notify('error', { code: 'rate_limited', message: 'Too many requests; slow down' });
     }
     connection.strikes = 0;
     const frame = parseClientFrame(data, isBinary);
     if (!frame.ok) {
       const { code, message, field, id } = frame;
-      return this.notify(connection, 'error', { code, message, ...(field && { field }), ...(id !== undefined && { id }) });
+      return connection.notify('error', { code, message, ...(field && { field }), ...(id !== undefined && { id }) });
     }
     void this.handle(connection, frame.request).catch((error: Error) => {
       this.logger.error(`Request ${frame.request.type} failed: ${error.message}`);
-      this.notify(connection, 'error', { code: 'internal_error', message: 'Request failed', ...idOf(frame.request) });
+      connection.notify('error', { code: 'internal_error', message: 'Request failed', ...idOf(frame.request) });
     });
   }
 
   private async handle(connection: Connection, request: ClientRequest): Promise<void> {
     const withId = idOf(request);
-    if (request.type === 'ping') return this.notify(connection, 'pong', withId);
+    if (request.type === 'ping') return connection.notify('pong', withId);
     if (request.type === 'auth') return this.refreshToken(connection, request.token, withId);
     if (!this.registry.get(connection.socket)) {
-      return this.notify(connection, 'error', { code: 'invalid_request', message: 'Wait for the welcome message', ...withId });
+      return connection.notify('error', { code: 'invalid_request', message: 'Wait for the welcome message', ...withId });
     }
     if (connection.phase === 'replaying') {
-      return this.notify(connection, 'error', { code: 'replay_in_progress', message: 'Wait for replay_complete', ...withId });
+      return connection.notify('error', { code: 'replay_in_progress', message: 'Wait for replay_complete', ...withId });
     }
     switch (request.type) {
       case 'subscribe':
         this.registry.setFilter(connection, request.filters);
         connection.phase = 'live';
-        return this.notify(connection, 'ack', { ...withId, subscribed: true, filters: filterToWire(connection.filter) });
+        return connection.notify('ack', { ...withId, subscribed: true, filters: filterToWire(connection.filter) });
       case 'unsubscribe':
         connection.phase = 'idle';
-        return this.notify(connection, 'ack', { ...withId, subscribed: false });
+        return connection.notify('ack', { ...withId, subscribed: false });
       case 'resume':
         return this.replay.resume(connection, request.since, request.id);
     }
@@ -176,10 +192,10 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   private refreshToken(connection: Connection, token: string, withId: { id?: string | number }): void {
     const principal = this.auth.authenticateToken(token);
     if (!principal) {
-      return this.notify(connection, 'error', { code: 'invalid_token', message: 'Invalid or expired token', field: 'token', ...withId });
+      return connection.notify('error', { code: 'invalid_token', message: 'Invalid or expired token', field: 'token', ...withId });
     }
     if (principal.userId !== connection.userId) {
-      return this.notify(connection, 'error', {
+      return connection.notify('error', {
         code: 'token_user_mismatch',
         message: 'The token belongs to another user',
         field: 'token',
@@ -188,7 +204,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     }
     connection.principal = principal;
     this.scheduleTokenExpiry(connection);
-    this.notify(connection, 'ack', { ...withId, token_expires_at: expiryOf(principal) ?? undefined });
+    connection.notify('ack', { ...withId, token_expires_at: expiryOf(principal) ?? undefined });
   }
 
   /** Warns before the token's `exp`, and closes the socket at `exp` unless a refresh came first. */
@@ -197,31 +213,21 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     const expiresAt = connection.principal.tokenExpiresAt;
     if (expiresAt === undefined) return;
     const left = expiresAt * 1000 - Date.now();
-    const warning = this.config.get('WS_TOKEN_EXPIRY_WARNING_MS');
     connection.tokenTimers = [
-      connection.later(left - warning, () =>
-        this.notify(connection, 'token_expiring', { expires_at: new Date(expiresAt * 1000).toISOString() }),
+      connection.later(left - this.tokenExpiryWarningMs, () =>
+        connection.notify('token_expiring', { expires_at: new Date(expiresAt * 1000).toISOString() }),
       ),
-      connection.later(left, () => {
-        this.registry.remove(connection.socket);
-        connection.close('TOKEN_EXPIRED');
-      }),
+      connection.later(left, () => connection.close('TOKEN_EXPIRED')),
     ];
   }
 
   /** With a maximum lifetime, each socket is asked to reconnect once it is reached (±10 % jitter). */
   private scheduleLifetime(connection: Connection): void {
-    const lifetime = this.config.get('WS_MAX_CONNECTION_LIFETIME_MS');
-    if (lifetime <= 0) return;
-    connection.later(lifetime * (0.9 + Math.random() * 0.1), () => {
-      this.notify(connection, 'reconnect', { reason: 'max_lifetime' });
-      this.registry.remove(connection.socket);
+    if (this.maxLifetimeMs <= 0) return;
+    connection.later(this.maxLifetimeMs * (0.9 + Math.random() * 0.1), () => {
+      connection.notify('reconnect', { reason: 'max_lifetime' });
       connection.close('RECONNECT');
     });
-  }
-
-  private notify<K extends keyof ServerMessageMap>(connection: Connection, type: K, body: ServerMessageMap[K]): void {
-    if (connection.socket.readyState === connection.socket.OPEN) connection.socket.send(encode(type, body));
   }
 }
 

@@ -66,6 +66,7 @@ export function filterOf(request: IncomingMessage): SignalFilter | undefined {
 @Injectable()
 export class UpgradeAuthenticator {
   private readonly allowedOrigins: Set<string>;
+  /** `WS_MAX_CONNECTIONS`, lowered to what the open-files limit allows. */
   private readonly maxConnections: number;
 
   private readonly logger = new Logger('Connections');
@@ -92,9 +93,14 @@ export class UpgradeAuthenticator {
     }
   }
 
+  /** Whether this instance holds as many sockets as it may (checked at the upgrade, and again at registration). */
+  atConnectionLimit(): boolean {
+    return this.registry.connectionCount >= this.maxConnections;
+  }
+
   authenticate(request: IncomingMessage): UpgradeDecision {
     if (!this.registry.accepting) return { ok: false, status: 503, message: 'Server is shutting down; reconnect elsewhere' };
-    if (this.registry.connectionCount >= this.maxConnections) {
+    if (this.atConnectionLimit()) {
       if (Date.now() - this.lastCapWarning > 10_000) {
         this.lastCapWarning = Date.now();
         this.logger.warn(`At the connection limit (${this.maxConnections} sockets): refusing upgrades with 503`);
