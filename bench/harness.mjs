@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // The benchmark harness: signalcast's production build next to the ceiling (a bare `ws`
-// broadcaster) and the peer (Socket.IO), driven by the same client processes. See README
-// "Performance". Usage:
+// broadcaster) and the peer (Socket.IO), driven by the same client processes. See
+// docs/benchmarks.md. Usage:
 //   npm run bench -- [--scenario latency|burst|ingest|ingest-batch|ingest-rate|scale|smoke]
 //                    [--sockets 1000,5000] [--targets signalcast,bare-ws,socketio] [--signals 20]
 //                    [--rate 2]        (signals per second; 0: as fast as answered, --concurrency N)

@@ -6,7 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
-import { noStoreForApi, securityHeaders } from './common/security-headers.js';
+import { noStoreByDefault, securityHeaders } from './common/security-headers.js';
 import { serveWebPage } from './web/web-page.js';
 import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
@@ -42,7 +42,7 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   app.useLogger(app.get(Logger));
   // First, so that every response carries the headers, body-parser errors (413) included.
   app.use(securityHeaders());
-  app.use(noStoreForApi);
+  app.use(noStoreByDefault);
   app.useBodyParser('json', { limit: env.HTTP_BODY_LIMIT_BYTES });
   app.set('trust proxy', env.TRUST_PROXY);
   if (env.CORS_ORIGINS.length > 0) app.enableCors({ origin: env.CORS_ORIGINS });
@@ -54,7 +54,7 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
 
   const openapi = new DocumentBuilder()
     .setTitle('signalcast')
-    .setDescription('Tier-gated trading-signal streaming. WebSocket protocol: see README.')
+    .setDescription('Tier-gated trading-signal streaming. WebSocket protocol: docs/protocol.md in the repository.')
     .addBearerAuth()
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key' }, 'api-key')
     .build();

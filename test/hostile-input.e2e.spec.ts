@@ -16,7 +16,7 @@ import { createTestDatabase, signToken, startApp, TEST_JWT_SECRET, type TestApp,
 
 /**
  * A hostile-input corpus: one table of bad inputs per surface, each row with its documented answer
- * (README "HTTP API", "WebSocket /ws/signals", "Close codes"). Afterwards the service must be
+ * (docs/protocol.md: "HTTP API", "WebSocket /ws/signals", "Close codes"). Afterwards the service must be
  * unharmed: healthy, nothing stored by a bad input, sockets opened before the corpus got exactly
  * the valid signals, and no answer was a 5xx.
  */

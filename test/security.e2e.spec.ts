@@ -134,7 +134,10 @@ describe('security headers', () => {
         body: JSON.stringify(ADMIN),
       }),
     ];
-    expect(answers.map((answer) => answer.status)).toEqual([200, 401, 200, 200]);
+    // Express routes case-insensitively and takes absolute-form targets: the header must not depend on spelling.
+    answers.push(await fetch(`${context.app.baseUrl}/API/v1/signals`, { headers: { authorization: `Bearer ${token}` } }));
+    answers.push(await fetch(`${context.app.baseUrl}/WS/stats`, { headers: { authorization: `Bearer ${token}` } }));
+    expect(answers.map((answer) => answer.status)).toEqual([200, 401, 200, 200, 200, 200]);
     for (const answer of answers) expect(answer.headers.get('cache-control')).toBe('no-store');
   });
 

@@ -39,6 +39,22 @@ describe('the web page, as HTTP', () => {
     expect(await missing.json()).toMatchObject({ code: 'not_found' });
   });
 
+  it('answers a conditional or partial request of an asset that cannot be met with its own status, never cached', async () => {
+    const script = readdirSync(path.join(REPO_ROOT, 'web', 'dist', 'assets')).find((file) => file.endsWith('.js'))!;
+    const partial = await get(`/assets/${script}`, { headers: { range: 'bytes=999999999-' } });
+    expect(partial.status).toBe(416);
+    expect(partial.headers.get('cache-control')).toBe('no-store');
+    const conditional = await get(`/assets/${script}`, { headers: { 'if-match': '"nope"' } });
+    expect(conditional.status).toBe(412);
+    expect(conditional.headers.get('cache-control')).toBe('no-store');
+  });
+
+  it('serves /admin/ as /admin', async () => {
+    const response = await get('/admin/');
+    expect(response.status).toBe(200);
+    expect(response.headers.get('content-type')).toMatch(/^text\/html/);
+  });
+
   it('leaves every other route to the API: unknown paths and other methods stay JSON 404s', async () => {
     for (const [method, route] of [
       ['GET', '/no-such-page'],

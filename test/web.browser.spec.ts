@@ -97,7 +97,8 @@ describe('the web page, in Chromium', () => {
     await adminView.page.getByRole('link', { name: 'Dashboard' }).click();
     await adminView.page.getByLabel('Email contains').fill(pro.email);
     await adminView.page.getByRole('button', { name: 'Search' }).click();
-    await adminView.page.getByLabel(`Tier of ${pro.email}`).selectOption('free');
+    await adminView.page.getByLabel(`Tier of ${pro.email}`, { exact: true }).selectOption('free');
+    await adminView.page.getByRole('button', { name: `Save the tier of ${pro.email}` }).click();
     await adminView.page.getByText('Tier set to free').waitFor();
 
     const premium = signalBody({ premium: true });
@@ -173,6 +174,58 @@ describe('the web page, in Chromium', () => {
     expect(pageErrors(view.problems)).toEqual([]);
   });
 
+  it('another user signing in after a polled session ended sees none of the previous user\'s rows', async () => {
+    const gate = await startHttpGate(Number(new URL(ctx.app.baseUrl).port));
+    try {
+      gate.refuseUpgrades(true); // polling: no welcome ever says who the user is
+      const elite = await ctx.api.user('elite');
+      const free = await ctx.api.user('free');
+      const view = await openPage(browser, gate.baseUrl, { width: 1280, height: 720 });
+      opened.push({ problems: view.problems, close: () => view.context.close() });
+      const session = { token: signToken(elite.id, 'subscriber', 25), email: elite.email, userId: elite.id, role: 'subscriber', expiresAt: Date.now() + 25_000 };
+      await view.page.addInitScript((stored) => sessionStorage.setItem('signalcast.session', stored), JSON.stringify(session));
+      await view.page.goto('/');
+      await badge(view.page).getByText('Polling').waitFor({ timeout: 20_000 });
+      const premium = signalBody({ premium: true });
+      await ctx.api.sync(ctx.provider.apiKey, premium);
+      await rows(view.page, premium.external_id as string).waitFor({ timeout: 15_000 });
+
+      const dialog = view.page.getByRole('dialog', { name: 'Sign in again' });
+      await dialog.waitFor({ timeout: 30_000 });
+      await dialog.getByLabel('Email').fill(free.email);
+      await dialog.getByLabel('Password').fill(PASSWORD);
+      await dialog.getByRole('button', { name: 'Sign in', exact: true }).click();
+      await badge(view.page).getByText('Polling').waitFor({ timeout: 20_000 });
+      expect(await view.page.locator('.premium').count()).toBe(0);
+      expect(await rows(view.page, premium.external_id as string).count()).toBe(0);
+      expect(pageErrors(view.problems)).toEqual([]);
+    } finally {
+      await gate.close();
+    }
+  }, 90_000);
+
+  it('the dashboard asks to sign in again when the service refuses the session, and a damaged stored filter is ignored', async () => {
+    const admin = (await ctx.api.request('POST', '/api/auth/token', { body: ADMIN })).body.access_token as string;
+    const adminId = JSON.parse(Buffer.from(admin.split('.')[1]!, 'base64url').toString()).sub as string;
+    const view = await pageFor();
+    const session = { token: signToken(adminId, 'admin', 7), email: ADMIN.email, userId: adminId, role: 'admin', expiresAt: Date.now() + 7_000 };
+    await view.page.addInitScript(
+      ([stored, id]) => {
+        sessionStorage.setItem('signalcast.session', stored!);
+        localStorage.setItem(`signalcast.filters.${id}`, 'null');
+      },
+      [JSON.stringify(session), adminId],
+    );
+    await view.page.goto('/');
+    await badge(view.page).getByText('Live').waitFor();
+    await view.page.getByRole('link', { name: 'Dashboard' }).click();
+    await view.page.getByTestId('stat-connections').waitFor();
+    // The token ends; the next refresh is refused (401), and the page says so instead of retrying forever.
+    await view.page.getByText('Your session has ended: sign in again.').waitFor({ timeout: 20_000 });
+    expect(await view.page.getByLabel('Password').count()).toBe(1);
+    expect(pageErrors(view.problems).filter((problem) => !problem.includes('401'))).toEqual([]);
+  });
+
   it('keeps the filters across a reload, and the server applies them', async () => {
     const user = await ctx.api.user('elite');
     const view = await pageFor();
@@ -180,7 +233,7 @@ describe('the web page, in Chromium', () => {
     await view.page.getByLabel('Symbols').fill('ethusdt');
     await view.page.getByLabel('Premium only').check();
     await view.page.getByRole('button', { name: 'Apply filters' }).click();
-    await view.page.waitForFunction(() => localStorage.getItem('signalcast.filters')?.includes('ETHUSDT'));
+    await view.page.waitForFunction((id) => localStorage.getItem(`signalcast.filters.${id}`)?.includes('ETHUSDT'), user.id);
     await view.page.reload();
     await badge(view.page).getByText('Live').waitFor();
     expect(await view.page.getByLabel('Symbols').inputValue()).toBe('ETHUSDT');
@@ -207,7 +260,8 @@ describe('the web page, in Chromium', () => {
     await view.page.getByRole('button', { name: 'Issue a new key' }).click();
     const key = (await view.page.getByTestId('new-key').textContent())!;
     expect((await ctx.api.sync(key, signalBody())).status).toBe(201);
-    await view.page.getByRole('button', { name: 'Revoke' }).click();
+    await view.page.getByRole('button', { name: 'Revoke', exact: true }).click();
+    await view.page.getByRole('button', { name: /^Revoke .*now$/ }).click();
     await view.page.getByText('revoked', { exact: false }).waitFor();
     expect((await ctx.api.sync(key, signalBody())).status).toBe(401);
     expect(view.problems).toEqual([]);

@@ -14,6 +14,16 @@ const CODE_BY_STATUS: Record<number, ErrorCode> = {
   503: 'database_unavailable',
 };
 
+/**
+ * Statuses that are the answer to a conditional or partial request (the static files'): they are
+ * kept as they are, with the `bad_request` body, rather than flattened into a 400.
+ */
+const KEPT_STATUSES = new Set([405, 406, 412, 416]);
+function kept(exception: unknown): number | undefined {
+  const status = exception instanceof HttpException ? exception.getStatus() : (exception as { status?: unknown } | undefined)?.status;
+  return typeof status === 'number' && KEPT_STATUSES.has(status) ? status : undefined;
+}
+
 /** Turns every error into `{ code, message, details? }` with the status from `ERROR_STATUS`. */
 @Catch()
 export class HttpExceptionFilter implements ExceptionFilter {
@@ -26,7 +36,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
       this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
     }
     for (const [name, value] of Object.entries(error.headers ?? {})) response.setHeader(name, value);
-    response.status(error.status).json(error.toJSON());
+    // An error is never cached (a static file's year-long header must not stick to its 416).
+    response.setHeader('Cache-Control', 'no-store');
+    response.status(kept(exception) ?? error.status).json(error.toJSON());
   }
 
   private toAppError(exception: unknown): AppError {

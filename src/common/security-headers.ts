@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { Request } from 'express';
+import type { NextFunction, Request, Response } from 'express';
 import helmet from 'helmet';
 
 /** A host as a CSP source may name it (name, IPv4 or [IPv6], optional port), and nothing more. */
@@ -47,12 +47,15 @@ export function securityHeaders(): ReturnType<typeof helmet> {
 }
 
 /**
- * `Cache-Control: no-store` on the API and `/ws/stats`: their answers are per user (a token, a
- * tier's signals, the cluster's statistics) and live. A shared cache must not hand them to someone
- * else, and a browser's fetch cache must not hand a poller yesterday's page.
+ * `Cache-Control: no-store` on every answer unless a route says otherwise (the page's HTML and its
+ * hashed assets do): API answers are per user (a token, a tier's signals, the cluster's
+ * statistics) and live. A shared cache must not hand them to someone else, and a browser's fetch
+ * cache must not hand a poller yesterday's page. Deny by default, because Express routes paths
+ * case-insensitively (`/API/...` reaches the API) and accepts absolute-form targets: a prefix
+ * test on the raw URL would miss both.
  */
-export function noStoreForApi(request: IncomingMessage, response: { setHeader(name: string, value: string): unknown }, next: () => void): void {
-  const path = request.url ?? '';
-  if (path.startsWith('/api/') || path.startsWith('/ws/')) response.setHeader('Cache-Control', 'no-store');
+export function noStoreByDefault(request: Request, response: Response, next: NextFunction): void {
+  // The static server sets its own header only where none is set yet; the page's assets keep theirs.
+  if (!request.path.startsWith('/assets/')) response.setHeader('Cache-Control', 'no-store');
   next();
 }

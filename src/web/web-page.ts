@@ -8,7 +8,7 @@ import type { NextFunction, Request, Response } from 'express';
 export const WEB_DIST = fileURLToPath(new URL('../../web/dist/', import.meta.url));
 
 /** The page's routes: the feed and the dashboard are one application, routed in the browser. */
-const PAGE_ROUTES = new Set(['/', '/admin']);
+const PAGE_ROUTES = new Set(['/', '/admin', '/admin/']);
 
 /**
  * Serves the web page (Vite's build of web/): hashed files under /assets for a year (their names
@@ -18,7 +18,7 @@ const PAGE_ROUTES = new Set(['/', '/admin']);
  */
 export function serveWebPage(app: NestExpressApplication, dir = WEB_DIST): void {
   const index = path.join(dir, 'index.html');
-  app.useStaticAssets(path.join(dir, 'assets'), { prefix: '/assets/', immutable: true, maxAge: '365d', index: false });
+  app.useStaticAssets(path.join(dir, 'assets'), { prefix: '/assets/', immutable: true, maxAge: '365d', index: false, redirect: false });
   app.use((request: Request, response: Response, next: NextFunction) => {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || !PAGE_ROUTES.has(request.path)) return next();
     if (!existsSync(index)) {

@@ -4,7 +4,7 @@ import { signToken } from './test-app.js';
 /**
  * The test's own record of what the service stored (from the sync answers), and the oracle that
  * says what each subscriber was entitled to. Independent of the service's code on purpose: tier
- * and filter rules are restated here from the README.
+ * and filter rules are restated here from docs/protocol.md.
  */
 
 export type Tier = 'free' | 'basic' | 'pro' | 'elite';

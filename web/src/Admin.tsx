@@ -252,22 +252,26 @@ function UsersPanel({ session }: { session: Session }) {
 }
 
 function UserRow({ session, user, onChanged }: { session: Session; user: User; onChanged: () => void }) {
+  // The select only chooses; Save applies. A tier change reaches the user's open sockets at once,
+  // so arrowing through the options must not send one request per option.
   const [tier, setTier] = useState(user.tier);
+  const [saving, setSaving] = useState(false);
   const [message, setMessage] = useState<string | null>(null);
   const [keysOpen, setKeysOpen] = useState(false);
   useEffect(() => setTier(user.tier), [user.tier]);
 
-  const changeTier = async (next: string) => {
-    const previous = tier;
-    setTier(next);
+  const save = async () => {
+    setSaving(true);
     setMessage(null);
     try {
-      await api(session, 'PATCH', `/api/v1/admin/users/${user.id}`, { tier: next });
-      setMessage(`Tier set to ${next}`);
+      await api(session, 'PATCH', `/api/v1/admin/users/${user.id}`, { tier });
+      setMessage(`Tier set to ${tier}`);
       onChanged();
     } catch (caught) {
-      setTier(previous);
+      setTier(user.tier);
       setMessage(caught instanceof ApiError ? `Not changed: ${caught.message}` : 'Not changed: the service cannot be reached');
+    } finally {
+      setSaving(false);
     }
   };
   return (
@@ -276,16 +280,22 @@ function UserRow({ session, user, onChanged }: { session: Session; user: User; o
         <th scope="row">{user.email}</th>
         <td>{user.role}</td>
         <td>
-          <label className="inline">
-            <span className="visually-hidden">Tier of {user.email}</span>
-            <select value={tier} onChange={(event) => void changeTier(event.target.value)} aria-describedby={`msg-${user.id}`}>
-              {TIERS.map((option) => (
-                <option key={option} value={option}>
-                  {option}
-                </option>
-              ))}
-            </select>
-          </label>
+          <select
+            aria-label={`Tier of ${user.email}`}
+            value={tier}
+            disabled={saving}
+            onChange={(event) => setTier(event.target.value)}
+            aria-describedby={`msg-${user.id}`}
+          >
+            {TIERS.map((option) => (
+              <option key={option} value={option}>
+                {option}
+              </option>
+            ))}
+          </select>
+          <button type="button" disabled={saving || tier === user.tier} onClick={() => void save()} aria-label={`Save the tier of ${user.email}`}>
+            Save
+          </button>
           <span id={`msg-${user.id}`} className="muted" role="status">
             {message}
           </span>
@@ -316,6 +326,8 @@ function ApiKeys({ session, user }: { session: Session; user: User }) {
   const [issued, setIssued] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [reload, setReload] = useState(0);
+  const [busy, setBusy] = useState(false);
+  const [confirming, setConfirming] = useState<string | null>(null);
   useEffect(() => {
     let live = true;
     api<{ data: ApiKey[] }>(session, 'GET', `/api/v1/admin/users/${user.id}/api-keys`).then(
@@ -327,23 +339,27 @@ function ApiKeys({ session, user }: { session: Session; user: User }) {
     };
   }, [session, user.id, reload]);
 
-  const issue = async () => {
+  // One request at a time: a double click must not issue a key nobody sees.
+  const run = async (work: () => Promise<void>) => {
+    if (busy) return;
+    setBusy(true);
+    setError(null);
     try {
+      await work();
+      setReload((count) => count + 1);
+    } catch (caught) {
+      setError(caught instanceof Error ? caught.message : String(caught));
+    } finally {
+      setBusy(false);
+      setConfirming(null);
+    }
+  };
+  const issue = () =>
+    run(async () => {
       const created = await api<{ key: string }>(session, 'POST', `/api/v1/admin/users/${user.id}/api-keys`);
       setIssued(created.key);
-      setReload((count) => count + 1);
-    } catch (caught) {
-      setError(caught instanceof Error ? caught.message : String(caught));
-    }
-  };
-  const revoke = async (id: string) => {
-    try {
-      await api(session, 'DELETE', `/api/v1/admin/api-keys/${id}`);
-      setReload((count) => count + 1);
-    } catch (caught) {
-      setError(caught instanceof Error ? caught.message : String(caught));
-    }
-  };
+    });
+  const revoke = (id: string) => run(() => api(session, 'DELETE', `/api/v1/admin/api-keys/${id}`));
   return (
     <div className="keys">
       {issued && (
@@ -362,15 +378,25 @@ function ApiKeys({ session, user }: { session: Session; user: User }) {
             <code>{key.prefix}…</code> created {new Date(key.created_at).toLocaleString()}
             {key.revoked_at ? (
               <span className="muted"> revoked {new Date(key.revoked_at).toLocaleString()}</span>
+            ) : confirming === key.id ? (
+              // Revoking stops the provider's syncs at once and cannot be undone: a second, explicit step.
+              <>
+                <button type="button" className="danger" disabled={busy} onClick={() => void revoke(key.id)}>
+                  Revoke {key.prefix}… now
+                </button>
+                <button type="button" className="link" onClick={() => setConfirming(null)}>
+                  Keep it
+                </button>
+              </>
             ) : (
-              <button type="button" onClick={() => void revoke(key.id)}>
+              <button type="button" disabled={busy} onClick={() => setConfirming(key.id)}>
                 Revoke
               </button>
             )}
           </li>
         ))}
       </ul>
-      <button type="button" onClick={() => void issue()}>
+      <button type="button" disabled={busy} onClick={() => void issue()}>
         Issue a new key
       </button>
     </div>

@@ -1,7 +1,7 @@
 import { useEffect, useState } from 'react';
 import { Admin } from './Admin.js';
 import { Feed } from './Feed.js';
-import { clearSession, loadSession, type Session } from './session.js';
+import { clearSession, loadSession, SESSION_ENDED, type Session } from './session.js';
 import { SignIn } from './SignIn.js';
 
 /** `/` is the feed, `/admin` the dashboard; links change the path without a reload. */
@@ -21,9 +21,30 @@ function usePath(): [string, (path: string) => void] {
 
 export function App() {
   const [session, setSession] = useState<Session | null>(loadSession);
+  const [ended, setEnded] = useState<string | null>(null);
   const [path, navigate] = usePath();
+  // An answer 401 anywhere (the dashboard's requests) ends the session: sign in again.
+  useEffect(() => {
+    const onEnded = () => {
+      clearSession();
+      setSession(null);
+      setEnded('Your session has ended: sign in again.');
+    };
+    addEventListener(SESSION_ENDED, onEnded);
+    return () => removeEventListener(SESSION_ENDED, onEnded);
+  }, []);
 
-  if (!session) return <SignIn onSignedIn={setSession} />;
+  if (!session) {
+    return (
+      <SignIn
+        message={ended ?? undefined}
+        onSignedIn={(next) => {
+          setEnded(null);
+          setSession(next);
+        }}
+      />
+    );
+  }
   const signOut = () => {
     clearSession();
     setSession(null);
@@ -84,7 +105,8 @@ export function App() {
             </section>
           )
         ) : (
-          <Feed session={session} onSession={setSession} />
+          // One feed (one client) per user: another user signing in starts from nothing.
+          <Feed key={session.userId} session={session} onSession={setSession} />
         )}
       </main>
     </>

@@ -4,15 +4,34 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import { tokenProvider, type Session } from './session.js';
 import { SignIn } from './SignIn.js';
 
-const FILTERS_KEY = 'signalcast.filters';
+/** Each user's filters, in this browser (another user of the browser has their own). */
+const filtersKey = (userId: string) => `signalcast.filters.${userId}`;
 const SIDES: Signal['side'][] = ['buy', 'sell', 'long', 'short', 'close'];
 
-function loadFilters(): SignalFilters {
+const strings = (value: unknown): string[] | undefined =>
+  Array.isArray(value) && value.length > 0 && value.every((item) => typeof item === 'string') ? value : undefined;
+
+/** The stored filters, checked field by field: a damaged value is dropped, never trusted. */
+function loadFilters(userId: string): SignalFilters {
+  let stored: Record<string, unknown>;
   try {
-    return JSON.parse(localStorage.getItem(FILTERS_KEY) ?? '{}') as SignalFilters;
+    stored = JSON.parse(localStorage.getItem(filtersKey(userId)) ?? '{}') ?? {};
   } catch {
     return {};
   }
+  if (typeof stored !== 'object') return {};
+  const filters: SignalFilters = {};
+  const symbols = strings(stored.symbols);
+  const markets = strings(stored.markets);
+  const sides = strings(stored.sides)?.filter((side): side is Signal['side'] => (SIDES as string[]).includes(side));
+  if (symbols) filters.symbols = symbols;
+  if (markets) filters.markets = markets;
+  if (sides?.length) filters.sides = sides;
+  if (Number.isInteger(stored.min_confidence) && (stored.min_confidence as number) >= 0 && (stored.min_confidence as number) <= 100) {
+    filters.min_confidence = stored.min_confidence as number;
+  }
+  if (stored.premium === true) filters.premium = true;
+  return filters;
 }
 
 /**
@@ -28,13 +47,15 @@ export function Feed({ session, onSession }: { session: Session; onSession: (ses
         url: location.origin,
         getToken: tokenProvider(() => current.current),
         history: 100,
-        filters: loadFilters(),
+        filters: loadFilters(session.userId),
         // Behind a proxy that refuses WebSocket, a feed people watch should not be 30 s late.
         poll: { intervalMs: 10_000 },
       }),
   );
   const renewed = (next: Session) => {
-    current.current = next; // before connect(): getToken reads it at once, before any re-render
+    // Before connect(): getToken reads it at once, before any re-render. Another user gets a
+    // feed (and a client) of their own: the App keys the feed by user.
+    current.current = next;
     onSession(next);
   };
   return (
@@ -45,7 +66,7 @@ export function Feed({ session, onSession }: { session: Session; onSession: (ses
 }
 
 function FeedView({ client, session, onSession }: { client: SignalcastClient; session: Session; onSession: (session: Session) => void }) {
-  const [filters, setFilters] = useState<SignalFilters>(loadFilters);
+  const [filters, setFilters] = useState<SignalFilters>(() => loadFilters(session.userId));
   const { signals, isLoading, error, state, lastSeq } = useSignals({ limit: 200, filters });
   const connection = useConnectionState();
   const timing = useDeliveryTiming(client);
@@ -61,7 +82,7 @@ function FeedView({ client, session, onSession }: { client: SignalcastClient; se
       <FilterForm
         filters={filters}
         onApply={(next) => {
-          localStorage.setItem(FILTERS_KEY, JSON.stringify(next));
+          localStorage.setItem(filtersKey(session.userId), JSON.stringify(next));
           setFilters(next);
         }}
       />
@@ -78,7 +99,7 @@ function FeedView({ client, session, onSession }: { client: SignalcastClient; se
             message="Your session has ended. Sign in again: the feed continues where it stopped."
             onSignedIn={(next) => {
               onSession(next);
-              client.connect();
+              if (next.userId === session.userId) client.connect(); // another user gets a new feed
             }}
           />
         </div>

@@ -86,6 +86,9 @@ export async function demoAccounts(): Promise<DemoAccounts | null> {
   return response?.status === 200 ? ((await response.json()) as DemoAccounts) : null;
 }
 
+/** Dispatched on `window` when the service refuses the session's token: the app asks to sign in again. */
+export const SESSION_ENDED = 'signalcast:session-ended';
+
 /** An authenticated JSON request; a 401 ends the session. */
 export async function api<T>(session: Session, method: string, path: string, body?: unknown): Promise<T> {
   const response = await fetch(path, {
@@ -93,6 +96,7 @@ export async function api<T>(session: Session, method: string, path: string, bod
     headers: { authorization: `Bearer ${session.token}`, ...(body !== undefined && { 'content-type': 'application/json' }) },
     ...(body !== undefined && { body: JSON.stringify(body) }),
   });
+  if (response.status === 401) dispatchEvent(new Event(SESSION_ENDED));
   if (response.status === 204) return undefined as T;
   const answer = await response.json().catch(() => ({}));
   if (!response.ok) throw new ApiError(response.status, answer.code ?? 'error', answer.message ?? `HTTP ${response.status}`);

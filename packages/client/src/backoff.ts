@@ -19,7 +19,7 @@ export type CloseAction =
   | { kind: 'fail'; code: string };
 
 /**
- * The close-code table (README "Close codes"). signalcast's own codes follow one rule: 4000–4499
+ * The close-code table (docs/protocol.md, "Close codes"). signalcast's own codes follow one rule: 4000–4499
  * reconnect, 4500–4999 do not; so does the registered range (3000–3499 / 3500–3999), so that a
  * code this SDK has never seen still gets a sensible answer.
  */

@@ -236,7 +236,7 @@ export class SignalcastClient {
 
   private frame(ws: WebSocketLike, data: string): void {
     this.armLiveness(ws);
-    // The server's messages (README "Messages"). Fields the client relies on are checked; a frame
+    // The server's messages (docs/protocol.md, "Messages"). Fields the client relies on are checked; a frame
     // it cannot use is reported and ignored, never thrown into the socket's event loop.
     // eslint-disable-next-line @typescript-eslint/no-explicit-any
     let message: any;

@@ -11,7 +11,7 @@ export interface ProviderOptions {
   retry?: BackoffOptions & { maxElapsedMs?: number };
 }
 
-/** A signal as a provider sends it (see the README's sync semantics). */
+/** A signal as a provider sends it (docs/protocol.md, "Sync semantics"). */
 export interface SignalInput {
   external_id: string;
   symbol: string;
