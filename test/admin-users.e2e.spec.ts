@@ -320,3 +320,29 @@ describe('demo endpoint with SEED_DEMO=auto outside production', () => {
     expect(login.status).toBe(embedded ? 200 : 401);
   });
 });
+
+describe('demo accounts left in a database that then runs in production', () => {
+  it('refuse the start while they keep the published password, unless SEED_DEMO=true says the demo is wanted', async () => {
+    const database = await createTestDatabase();
+    const dataDir = mkdtempSync(path.join(os.tmpdir(), 'signalcast-demo-production-'));
+    try {
+      const development = await startApp(database, { DATA_DIR: dataDir, SEED_DEMO: 'true' });
+      const api = new Api(development);
+      const demoAdmin = (await api.request('POST', '/api/auth/token', { body: { email: 'admin@demo.signalcast', password: 'signalcast-demo' } })).body.access_token as string;
+      expect(demoAdmin).toBeTruthy();
+      await development.close();
+
+      const refused = await startApp(database, { DATA_DIR: dataDir, NODE_ENV: 'production', SEED_DEMO: 'auto' }).then(
+        async (app) => (await app.close(), null),
+        (error: Error) => error,
+      );
+      expect(refused?.message).toMatch(/Refusing to start in production: admin@demo\.signalcast, free@demo\.signalcast.*published demo password/);
+
+      const accepted = await startApp(database, { DATA_DIR: dataDir, NODE_ENV: 'production', SEED_DEMO: 'true' });
+      await accepted.close();
+    } finally {
+      await database.drop();
+      rmSync(dataDir, { recursive: true, force: true });
+    }
+  }, 60_000);
+});

@@ -4,6 +4,7 @@ import { Injectable, Logger, type OnApplicationBootstrap } from '@nestjs/common'
 import { AppError } from '../common/app-error.js';
 import { AppConfig } from '../config/app-config.js';
 import type { Role, Tier } from '../generated/prisma/enums.js';
+import { verifyPassword } from './passwords.js';
 import { UsersRepository } from './users.repository.js';
 import { UsersService } from './users.service.js';
 
@@ -37,7 +38,28 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     if (this.demoSeedActive() && (await this.usersRepository.count()) === 0) await this.seedDemo();
+    await this.refuseDemoPasswordsInProduction();
     await this.ensureAdmin();
+  }
+
+  /**
+   * A database seeded during development and then run in production would keep accounts (an
+   * admin among them) whose password is in the README. Unless SEED_DEMO=true says the demo is
+   * wanted there, production does not start with them.
+   */
+  private async refuseDemoPasswordsInProduction(): Promise<void> {
+    if (this.config.get('NODE_ENV') !== 'production' || this.config.get('SEED_DEMO') === 'true') return;
+    const exposed: string[] = [];
+    for (const account of DEMO_ACCOUNTS) {
+      const user = await this.usersRepository.findByEmail(account.email);
+      if (user && (await verifyPassword(user.passwordHash, DEMO_PASSWORD))) exposed.push(account.email);
+    }
+    if (exposed.length > 0) {
+      throw new Error(
+        `Refusing to start in production: ${exposed.join(', ')} still have the published demo password. ` +
+          'Change their passwords or delete them (or set SEED_DEMO=true to run the demo on purpose).',
+      );
+    }
   }
 
   /**
@@ -50,7 +72,7 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
     return seed === 'true' || (seed === 'auto' && this.config.usesEmbeddedDatabase && this.config.get('NODE_ENV') !== 'production');
   }
 
-  /** What a sign-in page needs to offer one-click demo sign-in; `not_found` when the demo is off. */
+  /** What a sign-in page needs to offer one-click demo sign-in; null when the demo is off. */
   demoSignIn(): { password: string; accounts: DemoAccount[] } | null {
     if (!this.demoSeedActive()) return null;
     return { password: DEMO_PASSWORD, accounts: DEMO_ACCOUNTS.map((account) => ({ ...account })) };

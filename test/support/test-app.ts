@@ -74,7 +74,13 @@ export async function startApp(
     ...overrides,
   });
   const app = await createApp(env, options);
-  await app.listen(0, '127.0.0.1');
+  try {
+    await app.listen(0, '127.0.0.1');
+  } catch (error) {
+    // A start refused in a bootstrap hook still holds what its modules opened (the data directory's lock).
+    await app.close().catch(() => undefined);
+    throw error;
+  }
   const { port } = app.getHttpServer().address() as AddressInfo;
   return {
     app,
