@@ -19,8 +19,8 @@ let bindings: Promise<Bindings> | undefined;
 
 /**
  * Prisma's schema engine compiled to WebAssembly: the native binary cannot be downloaded on our
- * machines, and Node 20 cannot import the package's ESM entry (it imports a `.wasm` file), so the
- * module is instantiated by hand, as the package's own entry would do.
+ * machines. It is instantiated by hand, as the package's own entry would do, because that entry
+ * imports a `.wasm` file, which Node 22.12–22.18 and 24.0–24.4 refuse and later ones call experimental.
  */
 function loadBindings(): Promise<Bindings> {
   bindings ??= (async () => {
