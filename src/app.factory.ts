@@ -6,6 +6,7 @@ import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
+import { throttled } from './common/log-throttle.js';
 import { noStoreByDefault, securityHeaders } from './common/security-headers.js';
 import { serveWebPage } from './web/web-page.js';
 import type { AppEnv } from './config/app-config.js';
@@ -18,15 +19,15 @@ import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
  */
 function watchDescriptorExhaustion(app: NestExpressApplication): void {
   const logger = new NestLogger('Connections');
-  let lastWarning = 0;
+  const report = throttled(10_000, (code: string) =>
+    logger.error(
+      `Out of file descriptors (${code}): new connections are being refused. ` +
+        'Raise the open-files limit (ulimit -n) or lower WS_MAX_CONNECTIONS below it.',
+    ),
+  );
   app.getHttpServer().on('error', (error: NodeJS.ErrnoException) => {
     if (error.code !== 'EMFILE' && error.code !== 'ENFILE') throw error;
-    if (Date.now() - lastWarning < 10_000) return;
-    lastWarning = Date.now();
-    logger.error(
-      `Out of file descriptors (${error.code}): new connections are being refused. ` +
-        'Raise the open-files limit (ulimit -n) or lower WS_MAX_CONNECTIONS below it.',
-    );
+    report(error.code);
   });
 }
 

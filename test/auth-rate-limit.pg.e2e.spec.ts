@@ -88,9 +88,14 @@ describe('token endpoint rate limit across a cluster', () => {
       .toBe(429);
   });
 
-  it('closes its Redis connection with the instance', async () => {
-    const named = async () => ((await redis.client('LIST')) as string).split('\n').filter((line) => line.includes(`name=signalcast-rate-rl-a-${suffix}`));
-    expect(await named()).toHaveLength(1);
+  it("uses the instance's two Redis connections (no third one of its own), closed with the instance", async () => {
+    const named = async () =>
+      ((await redis.client('LIST')) as string)
+        .split('\n')
+        .flatMap((line) => /name=(signalcast-\S+-rl-a-\S+)/.exec(line)?.[1] ?? [])
+        .filter((name) => name.endsWith(suffix))
+        .sort();
+    expect(await named()).toEqual([`signalcast-cmd-rl-a-${suffix}`, `signalcast-sub-rl-a-${suffix}`]);
     await a.close();
     await expect.poll(named).toEqual([]);
   });

@@ -11,6 +11,7 @@ import type { Request } from 'express';
 import { AppError } from '../common/app-error.js';
 import type { Role } from '../generated/prisma/enums.js';
 import { AuthService } from './auth.service.js';
+import { bearerToken } from './bearer-token.js';
 import type { Principal } from './principal.js';
 
 type AuthenticatedRequest = Request & { user?: Principal };
@@ -80,7 +81,7 @@ export class ApiKeyGuard implements CanActivate {
       request.user = principal;
       return true;
     }
-    const bearer = /^Bearer (.+)$/i.exec(request.header('authorization') ?? '')?.[1];
+    const bearer = bearerToken(request.header('authorization'));
     if (bearer && this.auth.authenticateToken(bearer)) {
       throw new AppError('forbidden', 'Signal sync requires a provider API key (X-Api-Key)');
     }

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { PassportModule } from '@nestjs/passport';
+import { RedisClients } from '../bus/redis-clients.js';
 import { InMemoryRateLimiter, RateLimiter } from '../common/rate-limiter.js';
 import { RedisRateLimiter } from '../common/redis-rate-limiter.js';
 import { AppConfig } from '../config/app-config.js';
@@ -29,19 +30,12 @@ import { UsersService } from './users.service.js';
     {
       // The token endpoint's limit per client IP: cluster-wide in Redis when there is one.
       provide: RateLimiter,
-      inject: [AppConfig],
-      useFactory: (config: AppConfig): RateLimiter => {
+      inject: [AppConfig, RedisClients],
+      useFactory: (config: AppConfig, redis: RedisClients | null): RateLimiter => {
         const capacity = config.get('AUTH_RATE_LIMIT_MAX');
         const windowMs = config.get('AUTH_RATE_LIMIT_WINDOW_MS');
-        const url = config.get('REDIS_URL');
-        if (!url) return new InMemoryRateLimiter(capacity, windowMs);
-        return new RedisRateLimiter({
-          url,
-          keyPrefix: `${config.get('REDIS_KEY_PREFIX')}rate:auth-token:`,
-          capacity,
-          windowMs,
-          connectionName: `signalcast-rate-${config.get('INSTANCE_ID')}`,
-        });
+        if (!redis) return new InMemoryRateLimiter(capacity, windowMs);
+        return new RedisRateLimiter(redis.command, { keyPrefix: `${config.get('REDIS_KEY_PREFIX')}rate:auth-token:`, capacity, windowMs });
       },
     },
     RolesGuard,

@@ -1,6 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { PassportStrategy } from '@nestjs/passport';
-import { ExtractJwt, Strategy } from 'passport-jwt';
+import type { Request } from 'express';
+import { Strategy } from 'passport-jwt';
+import { bearerToken } from './bearer-token.js';
 import type { Principal } from './principal.js';
 import { TokenService } from './token.service.js';
 
@@ -13,7 +15,8 @@ import { TokenService } from './token.service.js';
 export class JwtStrategy extends PassportStrategy(Strategy, 'jwt') {
   constructor(private readonly tokens: TokenService) {
     super({
-      jwtFromRequest: ExtractJwt.fromAuthHeaderAsBearerToken(),
+      // The same reading of the header as the WebSocket upgrade and the API-key guard.
+      jwtFromRequest: (request: Request) => bearerToken(request.headers.authorization) ?? null,
       // A key object (not a string secret): passport-jwt hands it to jsonwebtoken unchanged; its
       // types only name the string and Buffer forms.
       secretOrKeyProvider: (_request: unknown, rawToken: string, done: (error: null, key: Buffer) => void) =>

@@ -75,6 +75,13 @@ export function describeBusContract(name: string, makeInstance: () => Promise<Bu
       const instances = await cluster.instances();
       expect(instances.find((i) => i.instance_id === cluster.instanceId)).toMatchObject({ total_connections: 3 });
     });
+
+    it('is no longer among the live instances once it has left', async () => {
+      const { cluster } = await instance();
+      await cluster.report(snapshot(cluster.instanceId, 1));
+      await cluster.leave();
+      expect((await cluster.instances()).map((i) => i.instance_id)).not.toContain(cluster.instanceId);
+    });
   });
 }
 

@@ -17,7 +17,7 @@ class RedisLifecycle implements OnApplicationShutdown {
   }
 }
 
-/** In-process by default; Redis when `REDIS_URL` is set. */
+/** In-process by default; Redis when `REDIS_URL` is set (then `RedisClients`, else `null`). */
 @Global()
 @Module({
   providers: [
@@ -50,6 +50,7 @@ class RedisLifecycle implements OnApplicationShutdown {
     },
     RedisLifecycle,
   ],
-  exports: [MessageBus, ClusterState],
+  // RedisClients too, so that everything else that uses Redis shares these two connections.
+  exports: [MessageBus, ClusterState, RedisClients],
 })
 export class BusModule {}

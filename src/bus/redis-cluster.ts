@@ -1,17 +1,47 @@
 import { Logger } from '@nestjs/common';
+import type { Result } from 'ioredis';
 import { ClusterState, type InstanceSnapshot } from './bus.types.js';
 import type { RedisClients } from './redis-clients.js';
 
 /**
- * Cluster state in Redis, all of it expiring, so a dead instance drops out by itself:
+ * The membership index: drops the members whose last report is `ttl_ms` old or older, marks
+ * `instance_id` (when given) as reporting now, and returns the live members. Report times are on
+ * Redis's clock, so the instances' clocks need not agree. The set expires with its newest member.
+ */
+const MEMBERS_SCRIPT = `
+local ttl_ms = tonumber(ARGV[1])
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now - ttl_ms)
+if ARGV[2] then
+  redis.call('ZADD', KEYS[1], now, ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ttl_ms)
+end
+return redis.call('ZRANGE', KEYS[1], 0, -1)
+`;
+
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** `MEMBERS_SCRIPT`, defined on the command connection by `RedisClusterState`. */
+    clusterMembers(key: string, ttlMs: number, reporting?: string): Result<string[], Context>;
+  }
+}
+
+/**
+ * Cluster state in Redis:
+ * - `<prefix>instances`: the live instances, a sorted set scored by each one's last report time,
+ *   so finding the other instances (on every socket connect, for the per-user cap) reads one key
+ *   instead of scanning the keyspace;
  * - `<prefix>instance:<id>`: the instance's latest snapshot (string, TTL);
  * - `<prefix>sockets:<id>`: user id → sockets on that instance (hash, TTL refreshed by `report`).
+ * An instance that stops reporting drops out of the set after the TTL, and its keys expire.
  * Each instance also keeps its own counts in memory: they answer for itself while Redis is down
  * and rewrite its hash when Redis comes back.
  */
 export class RedisClusterState extends ClusterState {
   private readonly logger = new Logger('ClusterState');
   private readonly local = new Map<string, number>();
+  private readonly membersKey: string;
   private latest?: InstanceSnapshot;
   private needsResync = false;
 
@@ -22,35 +52,41 @@ export class RedisClusterState extends ClusterState {
     private readonly ttlMs: number,
   ) {
     super();
+    this.membersKey = `${prefix}instances`;
     redis.command.on('close', () => (this.needsResync = true));
+    redis.command.defineCommand('clusterMembers', { numberOfKeys: 1, lua: MEMBERS_SCRIPT });
   }
 
-  private get socketsKey(): string {
-    return `${this.prefix}sockets:${this.instanceId}`;
+  private socketsKey(instanceId = this.instanceId): string {
+    return `${this.prefix}sockets:${instanceId}`;
+  }
+
+  private snapshotKey(instanceId = this.instanceId): string {
+    return `${this.prefix}instance:${instanceId}`;
   }
 
   socketOpened(userId: string): void {
     this.local.set(userId, (this.local.get(userId) ?? 0) + 1);
-    this.redis.command.hincrby(this.socketsKey, userId, 1).catch(() => (this.needsResync = true));
+    this.redis.command.hincrby(this.socketsKey(), userId, 1).catch(() => (this.needsResync = true));
   }
 
   socketClosed(userId: string): void {
     const left = (this.local.get(userId) ?? 0) - 1;
     if (left > 0) this.local.set(userId, left);
     else this.local.delete(userId);
-    const command = left > 0 ? this.redis.command.hset(this.socketsKey, userId, left) : this.redis.command.hdel(this.socketsKey, userId);
+    const key = this.socketsKey();
+    const command = left > 0 ? this.redis.command.hset(key, userId, left) : this.redis.command.hdel(key, userId);
     command.catch(() => (this.needsResync = true));
   }
 
   async userSockets(userId: string): Promise<number> {
     const mine = this.local.get(userId) ?? 0;
     try {
-      const others = (await this.liveInstanceIds()).filter((id) => id !== this.instanceId);
+      const others = await this.otherInstanceIds();
       if (others.length === 0) return mine;
       const pipeline = this.redis.command.pipeline();
-      for (const id of others) pipeline.hget(`${this.prefix}sockets:${id}`, userId);
-      const results = (await pipeline.exec()) ?? [];
-      return mine + results.reduce((sum, [, value]) => sum + Number(value ?? 0), 0);
+      for (const id of others) pipeline.hget(this.socketsKey(id), userId);
+      return mine + resultsOf<string | null>(await pipeline.exec()).reduce((sum, value) => sum + Number(value ?? 0), 0);
     } catch (error) {
       this.logger.warn(`Cluster socket count unavailable, using this instance's: ${(error as Error).message}`);
       return mine;
@@ -60,9 +96,11 @@ export class RedisClusterState extends ClusterState {
   async connectedUsers(): Promise<Set<string>> {
     const users = new Set(this.local.keys());
     try {
-      for (const id of await this.liveInstanceIds()) {
-        if (id === this.instanceId) continue;
-        for (const userId of await this.redis.command.hkeys(`${this.prefix}sockets:${id}`)) users.add(userId);
+      const others = await this.otherInstanceIds();
+      if (others.length > 0) {
+        const pipeline = this.redis.command.pipeline();
+        for (const id of others) pipeline.hkeys(this.socketsKey(id));
+        for (const userIds of resultsOf<string[]>(await pipeline.exec())) for (const userId of userIds) users.add(userId);
       }
     } catch (error) {
       this.logger.warn(`Cluster users unavailable: ${(error as Error).message}`);
@@ -74,12 +112,13 @@ export class RedisClusterState extends ClusterState {
     this.latest = snapshot;
     try {
       const multi = this.redis.command.multi();
-      multi.set(`${this.prefix}instance:${this.instanceId}`, JSON.stringify(snapshot), 'PX', this.ttlMs);
+      multi.set(this.snapshotKey(), JSON.stringify(snapshot), 'PX', this.ttlMs);
       if (this.needsResync) {
-        multi.del(this.socketsKey);
-        if (this.local.size > 0) multi.hset(this.socketsKey, Object.fromEntries(this.local));
+        multi.del(this.socketsKey());
+        if (this.local.size > 0) multi.hset(this.socketsKey(), Object.fromEntries(this.local));
       }
-      multi.pexpire(this.socketsKey, this.ttlMs);
+      multi.pexpire(this.socketsKey(), this.ttlMs);
+      multi.clusterMembers(this.membersKey, this.ttlMs, this.instanceId);
       await multi.exec();
       this.needsResync = false;
     } catch (error) {
@@ -91,18 +130,20 @@ export class RedisClusterState extends ClusterState {
   async instances(): Promise<InstanceSnapshot[]> {
     const mine = this.latest ? [this.latest] : [];
     try {
-      const keys = (await this.instanceKeys()).filter((key) => !key.endsWith(`:${this.instanceId}`));
-      if (keys.length === 0) return mine;
-      const values = await this.redis.command.mget(keys);
-      const others = values.flatMap((value) => (value ? [JSON.parse(value) as InstanceSnapshot] : []));
+      const ids = await this.otherInstanceIds();
+      if (ids.length === 0) return mine;
       // Socket counts come from the live hashes, not the periodic snapshot, so they add up now.
       const pipeline = this.redis.command.pipeline();
-      for (const other of others) pipeline.hvals(`${this.prefix}sockets:${other.instance_id}`);
-      const counts = (await pipeline.exec()) ?? [];
-      others.forEach((other, i) => {
-        const perUser = ((counts[i]?.[1] as string[] | undefined) ?? []).map(Number).filter((n) => n > 0);
+      for (const id of ids) pipeline.get(this.snapshotKey(id)).hvals(this.socketsKey(id));
+      const results = resultsOf<string | string[] | null>(await pipeline.exec());
+      const others = ids.flatMap((_, i) => {
+        const value = results[2 * i] as string | null;
+        if (!value) return []; // expired between the two reads
+        const other = JSON.parse(value) as InstanceSnapshot;
+        const perUser = (results[2 * i + 1] as string[]).map(Number).filter((n) => n > 0);
         other.total_connections = perUser.reduce((sum, n) => sum + n, 0);
         other.active_users = perUser.length;
+        return [other];
       });
       return [...mine, ...others].sort((a, b) => a.instance_id.localeCompare(b.instance_id));
     } catch (error) {
@@ -112,22 +153,25 @@ export class RedisClusterState extends ClusterState {
   }
 
   async leave(): Promise<void> {
-    await this.redis.command.del(`${this.prefix}instance:${this.instanceId}`, this.socketsKey).catch(() => undefined);
+    this.latest = undefined;
+    await this.redis.command
+      .multi()
+      .zrem(this.membersKey, this.instanceId)
+      .del(this.snapshotKey(), this.socketsKey())
+      .exec()
+      .catch(() => undefined);
   }
 
-  private async liveInstanceIds(): Promise<string[]> {
-    const marker = `${this.prefix}instance:`;
-    return (await this.instanceKeys()).map((key) => key.slice(marker.length));
+  /** The live instances other than this one (this one answers from memory). */
+  private async otherInstanceIds(): Promise<string[]> {
+    return (await this.redis.command.clusterMembers(this.membersKey, this.ttlMs)).filter((id) => id !== this.instanceId);
   }
+}
 
-  private async instanceKeys(): Promise<string[]> {
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, batch] = await this.redis.command.scan(cursor, 'MATCH', `${this.prefix}instance:*`, 'COUNT', 1000);
-      keys.push(...batch);
-      cursor = next;
-    } while (cursor !== '0');
-    return keys;
-  }
+/** A pipeline's replies, or its first error. */
+function resultsOf<T>(results: [Error | null, unknown][] | null): T[] {
+  return (results ?? []).map(([error, value]) => {
+    if (error) throw error;
+    return value as T;
+  });
 }

@@ -17,7 +17,7 @@ async function redisInstance(prefix: string, ttlMs = 10_000) {
   const bus = new RedisBus(clients, prefix, instanceId);
   await bus.connect();
   const cluster = new RedisClusterState(clients, prefix, instanceId, ttlMs);
-  return { bus, cluster, clients, instanceId, close: () => clients.close() };
+  return { bus, cluster, clients, instanceId, prefix, close: () => clients.close() };
 }
 
 describeBusContract('redis', () => redisInstance(`sc-test-${randomBytes(4).toString('hex')}:`));
@@ -95,6 +95,59 @@ describe('redis: between instances', () => {
     expect((await a!.cluster.instances()).map((i) => i.instance_id)).toEqual([a!.instanceId]);
     expect(await a!.cluster.userSockets('u')).toBe(1);
     expect([...(await a!.cluster.connectedUsers())]).toEqual(['u']);
+  });
+
+  it("keeps the live instances in one sorted set scored by report time on Redis's clock, and never scans the keyspace", async () => {
+    const [a, b] = await cluster(2);
+    const sent = vi.spyOn(a!.clients.command, 'sendCommand');
+    a!.cluster.socketOpened('u');
+    b!.cluster.socketOpened('u');
+    await Promise.all([a!.cluster.report(snapshot(a!.instanceId, 1)), b!.cluster.report(snapshot(b!.instanceId, 1))]);
+    expect(await a!.cluster.userSockets('u')).toBe(2);
+    expect([...(await a!.cluster.connectedUsers())]).toEqual(['u']);
+    expect(await a!.cluster.instances()).toHaveLength(2);
+    const commands = new Set(sent.mock.calls.map(([command]) => command.name.toLowerCase()));
+    expect(commands).not.toContain('scan');
+    expect(commands).not.toContain('keys');
+
+    const admin = new Redis(REDIS_URL);
+    try {
+      const [seconds] = await admin.time();
+      const members = await admin.zrange(`${a!.prefix}instances`, 0, -1, 'WITHSCORES');
+      const scores = Object.fromEntries(Array.from({ length: members.length / 2 }, (_, i) => [members[2 * i]!, Number(members[2 * i + 1])]));
+      expect(Object.keys(scores).sort()).toEqual([a!.instanceId, b!.instanceId].sort());
+      for (const score of Object.values(scores)) expect(Math.abs(score - Number(seconds) * 1000)).toBeLessThan(5_000);
+
+      await b!.cluster.leave();
+      expect(await admin.zrange(`${a!.prefix}instances`, 0, -1)).toEqual([a!.instanceId]);
+      expect(await a!.cluster.userSockets('u')).toBe(1);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('counts no instance whose last report is older than the TTL, even while its keys are still there, and prunes it', async () => {
+    const [a] = await cluster(1, 600);
+    const admin = new Redis(REDIS_URL);
+    const ghost = { sockets: `${a!.prefix}sockets:ghost`, snapshot: `${a!.prefix}instance:ghost` };
+    try {
+      const [seconds] = await admin.time();
+      await admin
+        .multi()
+        .zadd(`${a!.prefix}instances`, Number(seconds) * 1000 - 60_000, 'ghost')
+        .hset(ghost.sockets, 'u', 5)
+        .set(ghost.snapshot, JSON.stringify(snapshot('ghost', 5)))
+        .exec();
+      a!.cluster.socketOpened('v');
+      await a!.cluster.report(snapshot(a!.instanceId, 1));
+      expect(await a!.cluster.userSockets('u')).toBe(0);
+      expect([...(await a!.cluster.connectedUsers())]).toEqual(['v']);
+      expect((await a!.cluster.instances()).map((i) => i.instance_id)).toEqual([a!.instanceId]);
+      expect(await admin.zscore(`${a!.prefix}instances`, 'ghost')).toBeNull();
+    } finally {
+      await admin.del(ghost.sockets, ghost.snapshot);
+      admin.disconnect();
+    }
   });
 
   it('reports down while its connection is killed, recovers by itself and says so', async () => {

@@ -46,11 +46,6 @@ export class TokenBucket {
 }
 
 /**
- * A token bucket per key (e.g. a client IP): `capacity` requests at once, refilled evenly over
- * `windowMs`. Implementations: `InMemoryRateLimiter` (one instance) and `RedisRateLimiter` (every
- * instance sharing one Redis); `rate-limiter.contract.ts` checks both.
- */
-/**
  * Whom a per-client limit counts: an IPv4 address, or an IPv6 address's /64 network (one host is
  * usually given a whole /64, and could otherwise take a fresh address for every request).
  */
@@ -65,6 +60,11 @@ export function clientKey(ip: string): string {
   return `${groups.slice(0, 4).map((group) => Number.parseInt(group, 16).toString(16)).join(':')}::/64`;
 }
 
+/**
+ * A token bucket per key (e.g. a client IP): `capacity` requests at once, refilled evenly over
+ * `windowMs`. Implementations: `InMemoryRateLimiter` (one instance) and `RedisRateLimiter` (every
+ * instance sharing one Redis); `rate-limiter.contract.ts` checks both.
+ */
 export abstract class RateLimiter {
   abstract take(key: string): Promise<TakeResult>;
 }

@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import net from 'node:net';
 import { Logger } from '@nestjs/common';
 import { Redis } from 'ioredis';
-import { afterAll, afterEach, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, describe, expect, it, vi, type MockInstance } from 'vitest';
 import { startTcpProxy } from '../../test/support/tcp-proxy.js';
+import { RedisClients } from '../bus/redis-clients.js';
 import { describeRateLimiterContract } from './rate-limiter.contract.js';
 import { RedisRateLimiter } from './redis-rate-limiter.js';
 
@@ -11,28 +12,43 @@ import { RedisRateLimiter } from './redis-rate-limiter.js';
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 const newPrefix = () => `sc-test-${randomBytes(4).toString('hex')}:rate:`;
 
-function redisLimiter(capacity: number, windowMs: number, keyPrefix = newPrefix(), url = REDIS_URL): RedisRateLimiter {
-  return new RedisRateLimiter({ url, keyPrefix, capacity, windowMs, connectionName: 'signalcast-rate-test' });
+/** A limiter on an instance's own command connection, as `AuthModule` makes it. */
+function redisLimiter(capacity: number, windowMs: number, keyPrefix = newPrefix(), url = REDIS_URL) {
+  const clients = new RedisClients(url, `rate-test-${randomBytes(3).toString('hex')}`);
+  return { limiter: new RedisRateLimiter(clients.command, { keyPrefix, capacity, windowMs }), clients, close: () => clients.close() };
 }
 
-describeRateLimiterContract('redis', async (capacity, windowMs) => {
-  const limiter = redisLimiter(capacity, windowMs);
-  return { limiter, close: () => limiter.close() };
-});
+describeRateLimiterContract('redis', async (capacity, windowMs) => redisLimiter(capacity, windowMs));
 
 describe('RedisRateLimiter', () => {
   const redis = new Redis(REDIS_URL);
-  const opened: RedisRateLimiter[] = [];
+  const opened: ReturnType<typeof redisLimiter>[] = [];
   const limiter = (...args: Parameters<typeof redisLimiter>) => {
     const created = redisLimiter(...args);
     opened.push(created);
-    return created;
+    return created.limiter;
   };
   afterEach(async () => {
     vi.restoreAllMocks();
     await Promise.all(opened.splice(0).map((l) => l.close()));
   });
   afterAll(() => redis.disconnect());
+
+  /** The limiter's own warnings (the connection's are the bus's `Redis` logger's). */
+  const limiterWarnings = (warn: MockInstance) => warn.mock.calls.filter(([message]) => /rate limits/.test(String(message)));
+
+  it('takes on a connection already in use at once, without waiting for a first connection', async () => {
+    const clients = new RedisClients(REDIS_URL, 'rate-test-shared');
+    try {
+      await new Promise((resolve) => clients.command.once('ready', resolve));
+      const shared = new RedisRateLimiter(clients.command, { keyPrefix: newPrefix(), capacity: 2, windowMs: 60_000 });
+      const started = performance.now();
+      expect((await shared.take('ip')).allowed).toBe(true);
+      expect(performance.now() - started).toBeLessThan(500);
+    } finally {
+      await clients.close();
+    }
+  });
 
   it('shares each bucket between instances on one prefix, concurrent requests included', async () => {
     const prefix = newPrefix();
@@ -72,8 +88,8 @@ describe('RedisRateLimiter', () => {
       { allowed: false, retryAfterSeconds: 30 },
       { allowed: false, retryAfterSeconds: 30 },
     ]);
-    expect(warn).toHaveBeenCalledTimes(1);
-    expect(warn.mock.calls[0]![0]).toMatch(/Redis unavailable .*per instance/);
+    expect(limiterWarnings(warn)).toHaveLength(1);
+    expect(limiterWarnings(warn)[0]![0]).toMatch(/Redis unavailable .*per instance/);
   });
 
   it("goes back to Redis's buckets when Redis answers again", async () => {
@@ -88,7 +104,7 @@ describe('RedisRateLimiter', () => {
       const during = [];
       for (let i = 0; i < 3; i++) during.push((await limited.take('ip')).allowed);
       expect(during).toEqual([true, true, false]); // a fresh bucket in memory
-      expect(warn).toHaveBeenCalledTimes(1);
+      expect(limiterWarnings(warn)).toHaveLength(1);
 
       proxy.restore();
       // Other keys probe until a take reaches Redis again.
@@ -98,7 +114,7 @@ describe('RedisRateLimiter', () => {
       expect(log.mock.calls[0]![0]).toMatch(/Redis answers again/);
       expect((await limited.take('ip')).allowed).toBe(true); // Redis's bucket: its last token
       expect((await limited.take('ip')).allowed).toBe(false);
-      expect(warn).toHaveBeenCalledTimes(1);
+      expect(limiterWarnings(warn)).toHaveLength(1);
     } finally {
       await proxy.close();
     }

@@ -1,5 +1,5 @@
-import { Logger, type OnApplicationShutdown } from '@nestjs/common';
-import { Redis } from 'ioredis';
+import { Logger } from '@nestjs/common';
+import type { Redis, Result } from 'ioredis';
 import { InMemoryRateLimiter, RateLimiter, retryAfterSeconds, type TakeResult } from './rate-limiter.js';
 
 /**
@@ -30,62 +30,61 @@ redis.call('PEXPIRE', KEYS[1], window_ms)
 return wait_ms
 `;
 
-const COMMAND_TIMEOUT_MS = 1_000;
+/** How long a starting instance waits for its first connection before counting in memory. */
+const FIRST_CONNECTION_WAIT_MS = 1_000;
 
-type RedisWithTake = Redis & { takeToken(key: string, capacity: number, windowMs: number): Promise<number> };
+declare module 'ioredis' {
+  interface RedisCommander<Context> {
+    /** `TAKE_SCRIPT`, defined on the connection by `RedisRateLimiter`. */
+    takeToken(key: string, capacity: number, windowMs: number): Result<number, Context>;
+  }
+}
 
 export interface RedisRateLimiterOptions {
-  url: string;
   /** Prepended to every key, e.g. `signalcast:rate:auth-token:`. */
   keyPrefix: string;
   capacity: number;
   windowMs: number;
-  /** The connection's name in `CLIENT LIST`. */
-  connectionName: string;
 }
 
 /**
- * The same buckets for every instance on one Redis, on a connection of its own.
+ * The same buckets for every instance on one Redis, on the instance's command connection
+ * (`RedisClients.command`, owned and closed by the bus): it fails fast while Redis is down and
+ * never sends a command again after a reconnect, so a late take cannot count a request already
+ * answered.
  *
- * While Redis cannot be reached (or does not answer within a second), each instance limits on its
- * own, in memory, with the same capacity and window: a cluster of N instances then allows up to N
- * times the limit. That is deliberate. Refusing every request would turn a Redis outage into a
- * login outage, and letting every request through would drop the brute-force limit exactly when
- * Redis is away. The switch is logged once each way (a warning when it starts, a line when Redis
- * answers again); Redis's buckets then apply again, and what the instances counted meanwhile is
- * not carried over.
+ * While Redis cannot be reached (or does not answer within the command timeout), each instance
+ * limits on its own, in memory, with the same capacity and window: a cluster of N instances then
+ * allows up to N times the limit. That is deliberate. Refusing every request would turn a Redis
+ * outage into a login outage, and letting every request through would drop the brute-force limit
+ * exactly when Redis is away. The switch is logged once each way (a warning when it starts, a line
+ * when Redis answers again); Redis's buckets then apply again, and what the instances counted
+ * meanwhile is not carried over.
  */
-export class RedisRateLimiter extends RateLimiter implements OnApplicationShutdown {
+export class RedisRateLimiter extends RateLimiter {
   private readonly logger = new Logger('RateLimiter');
-  private readonly redis: RedisWithTake;
   private readonly fallback: InMemoryRateLimiter;
   private degraded = false;
   /**
-   * Settles when the connection is first ready, or after the command timeout if it is not: the
-   * requests of a starting instance wait for Redis instead of being counted in memory.
+   * Settles when the connection is ready, or after a second if it is not: the requests of a
+   * starting instance wait for Redis instead of being counted in memory.
    */
   private readonly firstConnection: Promise<unknown>;
 
-  constructor(private readonly options: RedisRateLimiterOptions) {
+  constructor(
+    private readonly redis: Redis,
+    private readonly options: RedisRateLimiterOptions,
+  ) {
     super();
     this.fallback = new InMemoryRateLimiter(options.capacity, options.windowMs);
-    this.redis = new Redis(options.url, {
-      connectionName: options.connectionName,
-      // Like the bus's command connection: fail fast while Redis is down. Nothing is queued or
-      // sent again after a reconnect: a late take would count a request already answered.
-      enableOfflineQueue: false,
-      autoResendUnfulfilledCommands: false,
-      maxRetriesPerRequest: 1,
-      commandTimeout: COMMAND_TIMEOUT_MS,
-      retryStrategy: (attempt: number) => Math.min(50 * 2 ** attempt, 2_000),
-    }) as RedisWithTake;
-    // Reconnects are automatic; `take` reports the outage once, the bus reports the connection.
-    this.redis.on('error', () => undefined);
-    this.redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_SCRIPT });
-    this.firstConnection = new Promise((resolve) => {
-      this.redis.once('ready', resolve);
-      setTimeout(resolve, COMMAND_TIMEOUT_MS).unref();
-    });
+    redis.defineCommand('takeToken', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    this.firstConnection =
+      redis.status === 'ready'
+        ? Promise.resolve()
+        : new Promise((resolve) => {
+            redis.once('ready', resolve);
+            setTimeout(resolve, FIRST_CONNECTION_WAIT_MS).unref();
+          });
   }
 
   async take(key: string): Promise<TakeResult> {
@@ -106,14 +105,5 @@ export class RedisRateLimiter extends RateLimiter implements OnApplicationShutdo
       this.logger.log('Redis answers again: rate limits apply across the cluster');
     }
     return waitMs === 0 ? { allowed: true, retryAfterSeconds: 0 } : { allowed: false, retryAfterSeconds: retryAfterSeconds(waitMs) };
-  }
-
-  async onApplicationShutdown(): Promise<void> {
-    await this.close();
-  }
-
-  async close(): Promise<void> {
-    await this.redis.quit().catch(() => undefined);
-    this.redis.disconnect();
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadEnv } from './app-config.js';
+import { AppConfig, ConfigError, loadEnv } from './app-config.js';
 
 describe('loadEnv', () => {
   it('runs with no configuration at all: embedded database, generated development secret', () => {
@@ -36,5 +36,16 @@ describe('loadEnv', () => {
 
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadEnv({ ADMIN_EMAIL: 'a@b.io', ADMIN_PASSWORD: '' })).toThrow(/ADMIN_EMAIL and ADMIN_PASSWORD/);
+  });
+});
+
+describe('AppConfig', () => {
+  it('answers from the validated environment, as it was when the application was built', () => {
+    const env = loadEnv({ JWT_SECRET: 'x'.repeat(32), PORT: '8080', DATABASE_URL: '' });
+    const config = new AppConfig(env);
+    env.PORT = 1;
+    expect(config.get('PORT')).toBe(8080);
+    expect(config.get('JWT_SECRET_GENERATED')).toBe(false);
+    expect(config.usesEmbeddedDatabase).toBe(true);
   });
 });

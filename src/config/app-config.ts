@@ -2,8 +2,6 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { parseEnv } from 'node:util';
-import { Injectable } from '@nestjs/common';
-import { ConfigService } from '@nestjs/config';
 import { envSchema, type Env } from './config.schema.js';
 
 /** The validated configuration; `JWT_SECRET` is always set (generated in development). */
@@ -42,13 +40,16 @@ export function loadEnv(overrides: Record<string, string | undefined> = {}): App
   };
 }
 
-/** Typed access to the validated configuration. */
-@Injectable()
+/** Typed access to the configuration `loadEnv` validated (provided by `AppConfigModule`). */
 export class AppConfig {
-  constructor(private readonly config: ConfigService<AppEnv, true>) {}
+  private readonly env: Readonly<AppEnv>;
+
+  constructor(env: AppEnv) {
+    this.env = Object.freeze({ ...env });
+  }
 
   get<K extends keyof AppEnv>(key: K): AppEnv[K] {
-    return this.config.get(key, { infer: true });
+    return this.env[key];
   }
 
   get usesEmbeddedDatabase(): boolean {

@@ -1,5 +1,4 @@
 import { Global, Module, type DynamicModule } from '@nestjs/common';
-import { ConfigModule } from '@nestjs/config';
 import { AppConfig, type AppEnv } from './app-config.js';
 
 @Global()
@@ -9,10 +8,7 @@ export class AppConfigModule {
   static forRoot(env: AppEnv): DynamicModule {
     return {
       module: AppConfigModule,
-      imports: [
-        ConfigModule.forRoot({ ignoreEnvFile: true, ignoreEnvVars: true, skipProcessEnv: true, load: [() => env] }),
-      ],
-      providers: [AppConfig],
+      providers: [{ provide: AppConfig, useValue: new AppConfig(env) }],
       exports: [AppConfig],
     };
   }

@@ -2,7 +2,9 @@ import type { IncomingMessage } from 'node:http';
 import { readdirSync, readFileSync } from 'node:fs';
 import { Injectable, Logger } from '@nestjs/common';
 import { AuthService } from '../auth/auth.service.js';
+import { bearerToken } from '../auth/bearer-token.js';
 import type { Principal } from '../auth/principal.js';
+import { throttled } from '../common/log-throttle.js';
 import { decimalInteger } from '../common/wire-schemas.js';
 import { AppConfig } from '../config/app-config.js';
 import { filterFromQuery, type SignalFilter } from '../signals/signal-filter.js';
@@ -70,7 +72,9 @@ export class UpgradeAuthenticator {
   private readonly maxConnections: number;
 
   private readonly logger = new Logger('Connections');
-  private lastCapWarning = 0;
+  private readonly warnAtCap = throttled(10_000, () =>
+    this.logger.warn(`At the connection limit (${this.maxConnections} sockets): refusing upgrades with 503`),
+  );
 
   constructor(
     private readonly auth: AuthService,
@@ -101,10 +105,7 @@ export class UpgradeAuthenticator {
   authenticate(request: IncomingMessage): UpgradeDecision {
     if (!this.registry.accepting) return { ok: false, status: 503, message: 'Server is shutting down; reconnect elsewhere' };
     if (this.atConnectionLimit()) {
-      if (Date.now() - this.lastCapWarning > 10_000) {
-        this.lastCapWarning = Date.now();
-        this.logger.warn(`At the connection limit (${this.maxConnections} sockets): refusing upgrades with 503`);
-      }
+      this.warnAtCap();
       return { ok: false, status: 503, message: 'Server is at its connection limit; retry later' };
     }
     const origin = request.headers.origin;
@@ -118,7 +119,7 @@ export class UpgradeAuthenticator {
     const { filter, error } = filterFromQuery(url.searchParams);
     if (error) return { ok: false, status: 400, message: `Invalid filter ${error.field}: ${error.message}` };
     // The Authorization header wins over `?token=` when both are given (a proxy may add the header).
-    const bearer = /^Bearer (.+)$/i.exec(request.headers.authorization ?? '')?.[1];
+    const bearer = bearerToken(request.headers.authorization);
     const token = bearer ?? (url.searchParams.get('token') || undefined);
     if (!token) return { ok: false, status: 401, message: 'Missing token (?token= or Authorization: Bearer)' };
     const principal = this.auth.authenticateToken(token);

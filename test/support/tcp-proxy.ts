@@ -28,7 +28,22 @@ export async function startTcpProxy(targetPort: number, targetHost = '127.0.0.1'
     upstreams.add(upstream);
     upstream.on('close', () => upstreams.delete(upstream));
     client.pipe(upstream);
-    upstream.on('data', (chunk: Buffer) => (lagMs > 0 ? setTimeout(() => client.write(chunk), lagMs) : client.write(chunk)));
+    // In order, whatever the lag: a chunk is never written before one that arrived earlier (TCP does
+    // not reorder, and a lowered lag must not either). One queue per connection, drained in order.
+    const queue: { due: number; chunk: Buffer }[] = [];
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    const drain = () => {
+      timer = undefined;
+      const now = Date.now();
+      while (queue.length > 0 && queue[0]!.due <= now) client.write(queue.shift()!.chunk);
+      if (queue.length > 0) timer = setTimeout(drain, queue[0]!.due - now);
+    };
+    upstream.on('data', (chunk: Buffer) => {
+      const now = Date.now();
+      if (queue.length === 0 && lagMs <= 0) return void client.write(chunk);
+      queue.push({ due: Math.max(now + lagMs, queue.at(-1)?.due ?? 0), chunk });
+      timer ??= setTimeout(drain, Math.max(0, queue[0]!.due - now));
+    });
     // After the 'data' listener: an explicitly paused stream stays paused when one is added.
     if (paused) upstream.pause();
     client.on('close', () => upstream.destroy());
