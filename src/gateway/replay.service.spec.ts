@@ -7,22 +7,21 @@ import { InProcessBus } from '../bus/in-process.bus.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { SignalEvent } from '../signals/signal.types.js';
-import { toSignalView } from '../signals/signals.repository.js';
 import type { SignalsService } from '../signals/signals.service.js';
-import { signalRow } from '../testing/signal-row.js';
+import { signalEvent } from '../testing/signal-event.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
 
-const row = (seq: number) => signalRow(seq);
+const event = (seq: number) => signalEvent(seq);
 
 /**
  * A replay over an in-process bus and a real fan-out; `stored` is the database, `deliveredAtStart`
  * what the fan-out had delivered when it started. The list double honours the replay's bounds.
  */
-async function setup(stored: ReturnType<typeof row>[], deliveredAtStart: number, pageSize: number) {
+async function setup(stored: SignalEvent[], deliveredAtStart: number, pageSize: number) {
   const config = strictMock<AppConfig>({
     get: ((key: string) =>
       ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: 60_000, WS_MAX_BUFFERED_BYTES: 1 << 20, WS_REPLAY_MAX: 100, WS_REPLAY_PAGE_SIZE: pageSize, BUS_CATCHUP_INTERVAL_MS: 60_000 })[
@@ -35,7 +34,7 @@ async function setup(stored: ReturnType<typeof row>[], deliveredAtStart: number,
     latestStoredSeq: async () => deliveredAtStart,
     count: async () => stored.length,
     list: async (_tier, query: { afterSeq: number; throughSeq?: number; limit: number }) =>
-      stored.filter((r) => Number(r.seq) > query.afterSeq && Number(r.seq) <= (query.throughSeq ?? Infinity)).slice(0, query.limit),
+      stored.filter((e) => e.seq > query.afterSeq && e.seq <= (query.throughSeq ?? Infinity)).slice(0, query.limit),
   });
   const registry = new ConnectionRegistry(new InProcessClusterState('t'));
   const fanout = new FanoutService(bus, registry, tiers, signals, config);
@@ -45,14 +44,14 @@ async function setup(stored: ReturnType<typeof row>[], deliveredAtStart: number,
   const sent: number[] = [];
   const socket = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: (b: Buffer | string) => sent.push(JSON.parse(b.toString()).seq ?? -1) };
   const connection = new Connection(socket as unknown as WebSocket, { userId: 'u', role: 'subscriber' }, TokenBucket.perSecond(100, 100));
-  const publish = (seq: number) => bus.publishSignal({ type: 'signal', seq, minTier: 'free', signal: toSignalView(row(seq)) } as SignalEvent);
+  const publish = (seq: number) => bus.publishSignal(event(seq));
   return { fanout, registry, replay, connection, publish, signalsSent: () => sent.filter((seq) => seq > 0) };
 }
 
 describe('ReplayService seam', () => {
   it('does not duplicate signals the replay read from the database ahead of the fan-out', async () => {
     // The fan-out has delivered 1; 2 and 3 are committed but still on their way.
-    const { fanout, registry, replay, connection, publish, signalsSent } = await setup([1, 2, 3].map(row), 1, 2);
+    const { fanout, registry, replay, connection, publish, signalsSent } = await setup([1, 2, 3].map(event), 1, 2);
     registry.add(connection);
     await replay.resume(connection, 0);
     for (const seq of [2, 3]) await publish(seq);
@@ -63,7 +62,7 @@ describe('ReplayService seam', () => {
   });
 
   it('does not lose an event to a socket that registers and resumes right after the fan-out walked its sockets', async () => {
-    const { registry, replay, connection, publish, signalsSent } = await setup([row(1)], 0, 10);
+    const { registry, replay, connection, publish, signalsSent } = await setup([event(1)], 0, 10);
     connection.phase = 'replaying';
     void publish(1);
     // In the same microtask drain as the fan-out's walk: the gateway registers the socket and resumes.
@@ -76,7 +75,7 @@ describe('ReplayService seam', () => {
   });
 
   it("closes at once, out of the registry, the socket of a user who is gone, before the client answers the close", async () => {
-    const { registry, replay } = await setup([row(1)], 1, 10);
+    const { registry, replay } = await setup([event(1)], 1, 10);
     const socket = {
       OPEN: 1,
       CLOSED: 3,

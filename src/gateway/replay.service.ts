@@ -2,7 +2,6 @@ import { Injectable, Logger } from '@nestjs/common';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { AppConfig } from '../config/app-config.js';
 import { canSee } from '../signals/entitlement.js';
-import { toSignalView } from '../signals/signals.repository.js';
 import { SignalsService } from '../signals/signals.service.js';
 import type { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
@@ -79,11 +78,10 @@ export class ReplayService {
         // the user has now (nothing waits between this check and the writes).
         const sendTier = await this.tiers.get(connection.userId);
         if (!sendTier) return connection.close('UNAUTHORIZED');
-        for (const row of page) {
-          connection.lastSeq = Number(row.seq);
-          if (!canSee(sendTier, row.minTier)) continue;
-          const view = toSignalView(row);
-          this.fanout.send(connection, frameText(encode(row.version > 1 ? 'signal_update' : 'signal', view)), true);
+        for (const event of page) {
+          connection.lastSeq = event.seq;
+          if (!canSee(sendTier, event.minTier)) continue;
+          this.fanout.send(connection, frameText(encode(event.type, event.signal)), true);
           count++;
         }
         if (page.length < this.pageSize) break;

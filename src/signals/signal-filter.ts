@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { decimalInteger } from '../common/wire-schemas.js';
 import { SignalSide } from '../generated/prisma/enums.js';
+import { marketSchema, symbolSchema } from './signal.dto.js';
 import type { SignalView } from './signal.types.js';
 
 /**
@@ -22,8 +23,8 @@ const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(100, 'at
 /** The wire form (`subscribe` request, listing query). */
 export const signalFilterSchema = z
   .strictObject({
-    symbols: list(z.string().regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be a symbol such as BTCUSDT')).optional(),
-    markets: list(z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase market name')).optional(),
+    symbols: list(symbolSchema).optional(),
+    markets: list(marketSchema).optional(),
     providers: list(z.uuid({ message: 'must be a provider id (UUID)' })).optional(),
     sides: list(z.enum(SignalSide)).optional(),
     min_confidence: z.number().int().min(0).max(100).optional(),
@@ -31,7 +32,7 @@ export const signalFilterSchema = z
   })
   .transform(
     (wire): SignalFilter => ({
-      ...(wire.symbols && { symbols: new Set(wire.symbols.map((symbol) => symbol.toUpperCase())) }),
+      ...(wire.symbols && { symbols: new Set(wire.symbols) }),
       ...(wire.markets && { markets: new Set(wire.markets) }),
       ...(wire.providers && { providers: new Set(wire.providers) }),
       ...(wire.sides && { sides: new Set(wire.sides) }),

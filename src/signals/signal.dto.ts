@@ -12,15 +12,19 @@ const price = z
   .refine((value) => /[1-9]/.test(value), 'must be greater than 0')
   .transform((value) => new Decimal(value).toFixed());
 
+/** A symbol, upper-cased: `btcusdt` and `BTCUSDT` are one symbol (sync, listing and subscription filters). */
+export const symbolSchema = z
+  .string()
+  .regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 . _ - / :')
+  .transform((value) => value.toUpperCase());
+
+export const marketSchema = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase word such as crypto, stocks, forex');
 
 export const syncSignalSchema = z
   .strictObject({
     external_id: z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of A-Z a-z 0-9 . _ : -'),
-    symbol: z
-      .string()
-      .regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 . _ - / :')
-      .transform((value) => value.toUpperCase()),
-    market: z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase word such as crypto, stocks, forex'),
+    symbol: symbolSchema,
+    market: marketSchema,
     side: z.enum(SignalSide),
     entry: price,
     stop_loss: price.nullable().default(null),
@@ -49,11 +53,7 @@ export const syncBatchSchema = (maxItems: number) =>
 
 export const listSignalsQuerySchema = (maxLimit: number) =>
   z.strictObject({
-    symbol: z
-      .string()
-      .regex(/^[A-Za-z0-9._\-/:]{1,32}$/)
-      .transform((value) => value.toUpperCase())
-      .optional(),
+    symbol: symbolSchema.optional(),
     after_seq: decimalInteger().default(0),
     // The subscription filter, as on the connection URL (parsed by `filterFromQuery`).
     symbols: z.string().optional(),

@@ -17,7 +17,6 @@ import {
 } from './signal.dto.js';
 import { filterFromQuery } from './signal-filter.js';
 import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
-import { toSignalView } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
 
 interface SyncResponse {
@@ -130,13 +129,13 @@ export class SignalsController {
     // Read before the page, so it never claims more than the page could show: a client starting
     // from nothing takes it as its position (as a socket takes the welcome's `latest_seq`).
     const latestSeq = await this.signals.latestStoredSeq();
-    const rows = await this.signals.list(tier, {
+    const events = await this.signals.list(tier, {
       afterSeq: query.after_seq,
       limit: query.limit + 1,
       filter,
     });
-    const hasMore = rows.length > query.limit;
-    const page = (hasMore ? rows.slice(0, query.limit) : rows).map(toSignalView);
+    const hasMore = events.length > query.limit;
+    const page = (hasMore ? events.slice(0, query.limit) : events).map((event) => event.signal);
     return { data: page, next_after_seq: page.at(-1)?.seq ?? query.after_seq, has_more: hasMore, latest_seq: latestSeq };
   }
 }

@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
-import { Prisma, type Signal } from '../generated/prisma/client.js';
+import { Prisma } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import { eventOf, recordOf, SIGNAL_COLUMNS, viewOf, type SignalRecord } from './signal-fields.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SignalEvent, SignalView, SyncResult } from './signal.types.js';
-import { planWrites, signalKey, type SignalContent, type WriteRequest } from './sync-plan.js';
+import { planWrites, signalKey, type WriteRequest } from './sync-plan.js';
 
 export interface WriteOutcome {
   result: SyncResult;
@@ -22,59 +23,6 @@ interface CurrentSignal {
   hashes: ReadonlySet<string>;
   signal: SignalView;
   minTier: Tier;
-}
-
-export function toSignalView(row: Signal): SignalView {
-  return {
-    id: row.id,
-    seq: Number(row.seq),
-    provider: row.providerId,
-    external_id: row.externalId,
-    symbol: row.symbol,
-    market: row.market,
-    side: row.side,
-    entry: row.entry.toFixed(),
-    stop_loss: row.stopLoss?.toFixed() ?? null,
-    take_profits: row.takeProfits.map((price) => price.toFixed()),
-    confidence: row.confidence,
-    timeframe: row.timeframe,
-    note: row.note,
-    premium: row.minTier !== 'free',
-    status: row.status,
-    version: row.version,
-    issued_at: row.issuedAt.toISOString(),
-    received_at: row.receivedAt.toISOString(),
-    expires_at: row.expiresAt?.toISOString() ?? null,
-  };
-}
-
-/** The wire form of a version being written: the same as `toSignalView` of the row it stores. */
-export function viewOf(
-  step: { content: SignalContent; seq: bigint; version: number },
-  { id, providerId, externalId, receivedAt }: { id: string; providerId: string; externalId: string; receivedAt: Date },
-): SignalView {
-  const { content } = step;
-  return {
-    id,
-    seq: Number(step.seq),
-    provider: providerId,
-    external_id: externalId,
-    symbol: content.symbol,
-    market: content.market,
-    side: content.side,
-    entry: content.entry,
-    stop_loss: content.stopLoss,
-    take_profits: content.takeProfits,
-    confidence: content.confidence,
-    timeframe: content.timeframe,
-    note: content.note,
-    premium: content.minTier !== 'free',
-    status: content.status,
-    version: step.version,
-    issued_at: content.issuedAt.toISOString(),
-    received_at: receivedAt.toISOString(),
-    expires_at: content.expiresAt?.toISOString() ?? null,
-  };
 }
 
 export interface SignalQuery {
@@ -97,6 +45,17 @@ function whereOf({ afterSeq, throughSeq, minTiers, filter }: SignalQuery): Prism
   };
 }
 
+/** The writer's column lists, derived once from the description of a signal's fields. */
+const COLUMNS = {
+  names: Prisma.raw(SIGNAL_COLUMNS.map(({ name }) => name).join(', ')),
+  typed: Prisma.raw(SIGNAL_COLUMNS.map(({ name, sql }) => `${name} ${sql}`).join(', ')),
+  updated: Prisma.raw(
+    SIGNAL_COLUMNS.filter(({ fixed }) => !fixed)
+      .map(({ name }) => `${name} = excluded.${name}`)
+      .join(', '),
+  ),
+};
+
 /** The client or an open transaction: the writer's statements run on either. */
 type Queryable = Pick<Prisma.TransactionClient, '$queryRaw'>;
 
@@ -104,7 +63,7 @@ type Queryable = Pick<Prisma.TransactionClient, '$queryRaw'>;
 interface GroupPlan {
   outcomes: WriteOutcome[];
   /** Rows of `signals`: a key written twice in one group stores its last version. */
-  signals: Record<string, unknown>[];
+  signals: SignalRecord[];
   /** Rows of `signal_revisions`: every version gets one. */
   revisions: Record<string, unknown>[];
   /** The counter's value once written. */
@@ -115,9 +74,9 @@ function planGroup(requests: readonly WriteRequest[], stored: ReadonlyMap<string
   /** What an `unchanged` step answers and an update builds on: the latest version so far. */
   const latest = new Map<string, Pick<CurrentSignal, 'id' | 'signal' | 'minTier'>>(stored);
   const outcomes: WriteOutcome[] = [];
-  const signals = new Map<string, Record<string, unknown>>();
+  const signals = new Map<string, SignalRecord>();
   const revisions: Record<string, unknown>[] = [];
-  const receivedAt = new Date();
+  const receivedAt = new Date().toISOString();
   let lastSeq = counter;
   for (const step of planWrites(requests, stored, counter)) {
     const { providerId, input } = step.request;
@@ -126,21 +85,30 @@ function planGroup(requests: readonly WriteRequest[], stored: ReadonlyMap<string
       outcomes.push({ result: 'unchanged', ...latest.get(key)! });
       continue;
     }
-    const { content } = step;
     const id = latest.get(key)?.id ?? randomUUID();
     const version = step.kind === 'update' ? step.version : 1;
-    const signal = viewOf({ ...step, version }, { id, providerId, externalId: input.external_id, receivedAt });
-    latest.set(key, { id, signal, minTier: content.minTier });
-    outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', signal, minTier: content.minTier });
-    signals.set(key, { ...signal, provider_id: providerId, min_tier: content.minTier });
+    const record: SignalRecord = {
+      id,
+      seq: Number(step.seq),
+      provider_id: providerId,
+      external_id: input.external_id,
+      ...step.content,
+      version,
+      received_at: receivedAt,
+    };
+    const signal = viewOf(record);
+    const minTier = record.min_tier;
+    latest.set(key, { id, signal, minTier });
+    outcomes.push({ result: step.kind === 'create' ? 'created' : 'updated', signal, minTier });
+    signals.set(key, record);
     revisions.push({
       signal_id: id,
       version,
-      seq: signal.seq,
+      seq: record.seq,
       content_hash: step.hash,
-      min_tier: content.minTier,
+      min_tier: minTier,
       payload: signal,
-      received_at: signal.received_at,
+      received_at: receivedAt,
     });
     lastSeq = step.seq;
   }
@@ -193,23 +161,11 @@ export class SignalsRepository {
       WITH claimed AS (
         UPDATE sequence_counters SET value = ${lastSeq} WHERE name = 'signal' AND value = ${expected} RETURNING value
       ), upserted AS (
-        INSERT INTO signals (id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
-                             confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, updated_at)
-        SELECT id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits,
-               confidence, timeframe, note, min_tier, status, version, issued_at, received_at, expires_at, received_at
-        FROM jsonb_to_recordset(${JSON.stringify(signals)}::jsonb) AS s(
-          id uuid, seq bigint, provider_id uuid, external_id text, symbol text, market text, side "SignalSide",
-          entry numeric, stop_loss numeric, take_profits numeric[], confidence int, timeframe text, note text,
-          min_tier "Tier", status "SignalStatus", version int, issued_at timestamptz, received_at timestamptz,
-          expires_at timestamptz)
+        INSERT INTO signals (${COLUMNS.names}, updated_at)
+        SELECT ${COLUMNS.names}, received_at
+        FROM jsonb_to_recordset(${JSON.stringify(signals)}::jsonb) AS s(${COLUMNS.typed})
         WHERE EXISTS (SELECT FROM claimed)
-        ON CONFLICT (id) DO UPDATE SET
-          seq = excluded.seq, symbol = excluded.symbol, market = excluded.market, side = excluded.side,
-          entry = excluded.entry, stop_loss = excluded.stop_loss, take_profits = excluded.take_profits,
-          confidence = excluded.confidence, timeframe = excluded.timeframe, note = excluded.note,
-          min_tier = excluded.min_tier, status = excluded.status, version = excluded.version,
-          issued_at = excluded.issued_at, received_at = excluded.received_at, expires_at = excluded.expires_at,
-          updated_at = excluded.updated_at
+        ON CONFLICT (id) DO UPDATE SET ${COLUMNS.updated}, updated_at = excluded.updated_at
       ), inserted_revisions AS (
         INSERT INTO signal_revisions (signal_id, version, seq, content_hash, min_tier, payload, received_at)
         SELECT signal_id, version, seq, content_hash, min_tier, payload, received_at
@@ -267,9 +223,10 @@ export class SignalsRepository {
     return { lastSeq: rows[0]!.last_seq, stored };
   }
 
-  /** Signals after a seq, oldest first, limited to the tiers a reader may see and a filter. */
-  list(query: SignalQuery & { limit: number }): Promise<Signal[]> {
-    return this.database.prisma.signal.findMany({ where: whereOf(query), orderBy: { seq: 'asc' }, take: query.limit });
+  /** Signals after a seq, oldest first, limited to the tiers a reader may see and a filter: their current versions. */
+  async list(query: SignalQuery & { limit: number }): Promise<SignalEvent[]> {
+    const rows = await this.database.prisma.signal.findMany({ where: whereOf(query), orderBy: { seq: 'asc' }, take: query.limit });
+    return rows.map((row) => eventOf(viewOf(recordOf(row)), row.minTier));
   }
 
   /** How many signals `list` would return, counting no further than `cap`. */
@@ -286,14 +243,9 @@ export class SignalsRepository {
       where: { seq: { gt: BigInt(afterSeq), lt: BigInt(beforeSeq) } },
       orderBy: { seq: 'asc' },
       take: limit,
-      select: { seq: true, version: true, minTier: true, payload: true },
+      select: { minTier: true, payload: true },
     });
-    return rows.map((row) => ({
-      type: row.version > 1 ? 'signal_update' : 'signal',
-      seq: Number(row.seq),
-      minTier: row.minTier,
-      signal: row.payload as unknown as SignalView,
-    }));
+    return rows.map((row) => eventOf(row.payload as unknown as SignalView, row.minTier));
   }
 
   async latestSeq(): Promise<number> {

@@ -1,11 +1,11 @@
 import { describe, expect, it, vi } from 'vitest';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { AppError } from '../common/app-error.js';
-import { signalRow } from '../testing/signal-row.js';
+import { signalEvent } from '../testing/signal-event.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { syncSignalSchema } from './signal.dto.js';
 import type { SignalEvent } from './signal.types.js';
-import { toSignalView, type SignalsRepository, type WriteOutcome } from './signals.repository.js';
+import type { SignalsRepository, WriteOutcome } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
 import type { WriteRequest } from './sync-plan.js';
 
@@ -23,9 +23,8 @@ const input = (externalId: string) =>
 
 let seq = 0;
 const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'> => ({
-  signal: toSignalView(
-    signalRow(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id }),
-  ),
+  signal: signalEvent(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id })
+    .signal,
   minTier: 'free',
 });
 

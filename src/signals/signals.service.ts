@@ -3,9 +3,9 @@ import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/comm
 import { MessageBus } from '../bus/bus.types.js';
 import { AppError } from '../common/app-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
-import type { Signal } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { visibleMinTiers } from './entitlement.js';
+import { eventOf } from './signal-fields.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
@@ -75,8 +75,8 @@ export class SignalsService implements BeforeApplicationShutdown {
     return settled!.value;
   }
 
-  /** Signals after a seq that this tier (and filter) may see, oldest first. */
-  list(tier: Tier, query: { afterSeq: number; throughSeq?: number; limit: number; filter?: SignalFilter }): Promise<Signal[]> {
+  /** Signals after a seq that this tier (and filter) may see, oldest first: their current versions. */
+  list(tier: Tier, query: { afterSeq: number; throughSeq?: number; limit: number; filter?: SignalFilter }): Promise<SignalEvent[]> {
     return this.repository.list({ ...query, minTiers: visibleMinTiers(tier) });
   }
 
@@ -142,8 +142,8 @@ export class SignalsService implements BeforeApplicationShutdown {
     // instance's fan-out sees the whole group queued and can coalesce each socket's frames.
     const publishing = outcomes
       .filter(({ result }) => result !== 'unchanged')
-      .map(({ result, signal, minTier }) => {
-        const event: SignalEvent = { type: result === 'created' ? 'signal' : 'signal_update', seq: signal.seq, minTier, signal };
+      .map(({ signal, minTier }) => {
+        const event = eventOf(signal, minTier);
         return this.bus.publishSignal(event).catch((error: Error) => {
           this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
         });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { PINNED_SYNC_BODY } from '../testing/pinned-signal.js';
 import { syncSignalSchema } from './signal.dto.js';
 import { contentHash, contentOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
 
@@ -64,7 +65,24 @@ describe('planWrites (the sync upsert rule)', () => {
   });
 
   it('maps premium to the pro tier and regular to free', () => {
-    expect(contentOf(input({ premium: true })).minTier).toBe('pro');
-    expect(contentOf(input()).minTier).toBe('free');
+    expect(contentOf(input({ premium: true })).min_tier).toBe('pro');
+    expect(contentOf(input()).min_tier).toBe('free');
+  });
+});
+
+describe('contentHash (pinned)', () => {
+  // Every stored version carries its hash, and a re-send is recognised by it: a hash that changed
+  // for the same content would make every re-sent signal look amended (a new version and seq).
+  it('keeps the hash of fixed content, defaults included', () => {
+    const minimal = input({ external_id: 'pin-2', symbol: 'BTCUSDT', entry: '100', take_profits: [], confidence: 0, timeframe: '1m' });
+    // sha256 of ["BTCUSDT","crypto","long","100",null,[],0,"1m",null,"free","active","2026-11-21T10:00:00.000Z",null]
+    expect(contentHash(contentOf(minimal))).toBe('063dc195bfa79f396ef7d58dd702eae74c63eeb3f365191b5d6ea910bdd798b3');
+  });
+
+  it('keeps the hash of fixed content with every field set', () => {
+    const full = syncSignalSchema.parse(PINNED_SYNC_BODY);
+    // sha256 of ["ETH-USD","crypto","short","3000.1","3100",["2900","2800.5"],85,"4h","Grüße \"quoted\" ✓","pro","closed",
+    //            "2026-11-21T09:00:00.123Z","2026-11-22T00:00:00.000Z"]
+    expect(contentHash(contentOf(full))).toBe('e10aa89a1303659c6ca76435eb16a01c0233ff9470dd19571228a80799a9ef90');
   });
 });

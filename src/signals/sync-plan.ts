@@ -1,18 +1,12 @@
 import { createHash } from 'node:crypto';
-import type { Signal } from '../generated/prisma/client.js';
 import { PREMIUM_MIN_TIER } from './entitlement.js';
+import { CONTENT_COLUMNS, type SignalContent } from './signal-fields.js';
 import type { SyncSignalInput } from './signal.dto.js';
 
 export interface WriteRequest {
   providerId: string;
   input: SyncSignalInput;
 }
-
-/** What a sync writes into a signal row, normalized (prices as canonical decimal strings). */
-export type SignalContent = Pick<
-  Signal,
-  'symbol' | 'market' | 'side' | 'confidence' | 'timeframe' | 'note' | 'minTier' | 'status' | 'issuedAt' | 'expiresAt'
-> & { entry: string; stopLoss: string | null; takeProfits: string[] };
 
 /** The state a planned step builds on: a stored row or an earlier step of the same batch. */
 export interface KnownSignal {
@@ -26,41 +20,19 @@ export type PlannedStep =
   | { kind: 'create'; request: WriteRequest; content: SignalContent; hash: string; seq: bigint }
   | { kind: 'update'; request: WriteRequest; content: SignalContent; hash: string; seq: bigint; version: number };
 
-export function contentOf(input: SyncSignalInput): SignalContent {
+/** A validated sync body as the content it writes (prices are canonical decimal strings already). */
+export function contentOf({ external_id: _key, premium, issued_at, expires_at, ...same }: SyncSignalInput): SignalContent {
   return {
-    symbol: input.symbol,
-    market: input.market,
-    side: input.side,
-    entry: input.entry,
-    stopLoss: input.stop_loss,
-    takeProfits: input.take_profits,
-    confidence: input.confidence,
-    timeframe: input.timeframe,
-    note: input.note,
-    minTier: input.premium ? PREMIUM_MIN_TIER : 'free',
-    status: input.status,
-    issuedAt: input.issued_at,
-    expiresAt: input.expires_at,
+    ...same,
+    min_tier: premium ? PREMIUM_MIN_TIER : 'free',
+    issued_at: issued_at.toISOString(),
+    expires_at: expires_at?.toISOString() ?? null,
   };
 }
 
 /** A stable fingerprint of synced content: equal prices written differently hash the same. */
 export function contentHash(content: SignalContent): string {
-  const canonical = JSON.stringify([
-    content.symbol,
-    content.market,
-    content.side,
-    content.entry,
-    content.stopLoss,
-    content.takeProfits,
-    content.confidence,
-    content.timeframe,
-    content.note,
-    content.minTier,
-    content.status,
-    content.issuedAt.toISOString(),
-    content.expiresAt?.toISOString() ?? null,
-  ]);
+  const canonical = JSON.stringify(CONTENT_COLUMNS.map((column) => content[column]));
   return createHash('sha256').update(canonical).digest('hex');
 }
 
