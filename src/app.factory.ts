@@ -9,6 +9,7 @@ import { HttpExceptionFilter } from './common/http-exception.filter.js';
 import { throttled } from './common/log-throttle.js';
 import { noStoreByDefault, securityHeaders } from './common/security-headers.js';
 import { serveWebPage } from './web/web-page.js';
+import { serveAsyncApi } from './common/asyncapi.js';
 import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
 
@@ -49,13 +50,14 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   if (env.CORS_ORIGINS.length > 0) app.enableCors({ origin: env.CORS_ORIGINS });
   app.useGlobalFilters(new HttpExceptionFilter());
   serveWebPage(app);
+  serveAsyncApi(app);
   app.useWebSocketAdapter(new SignalsWsAdapter(app));
   app.enableShutdownHooks();
   watchDescriptorExhaustion(app);
 
   const openapi = new DocumentBuilder()
     .setTitle('signalcast')
-    .setDescription('Tier-gated trading-signal streaming. WebSocket protocol: docs/protocol.md in the repository.')
+    .setDescription('Tier-gated trading-signal streaming. WebSocket protocol (/ws/signals): AsyncAPI 3 document at /docs/asyncapi.yaml; docs/protocol.md in the repository.')
     .addBearerAuth()
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key' }, 'api-key')
     .build();
