@@ -90,7 +90,12 @@ async function connect({ kind, url, clients, concurrency }) {
     const deadline = Date.now() + 30_000;
     while (sockets.some((s) => !s.welcomed && !s.error) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
   }
-  return { opened: clients.length - failed, failed, ms: now() - started, errors: [...new Set(sockets.map((s) => s.error).filter(Boolean))].slice(0, 3) };
+  return {
+    opened: clients.length - failed,
+    failed,
+    ms: now() - started,
+    errors: [...new Set(sockets.map((s) => s.error).filter(Boolean))].slice(0, 3),
+  };
 }
 
 /**
@@ -104,7 +109,7 @@ async function reconnect(count) {
   for (let i = 0; i < count && open.length > 0; i++) {
     const [entry] = open.splice(Math.floor(Math.random() * open.length), 1);
     entry.reconnecting = true;
-    const closed = new Promise((resolve) => entry.onClose = resolve);
+    const closed = new Promise((resolve) => (entry.onClose = resolve));
     entry.close();
     await closed;
     entry.closeCode = undefined;
@@ -121,7 +126,14 @@ process.on('message', async (message) => {
   } else if (message.cmd === 'collect') {
     process.send({
       cmd: 'collected',
-      sockets: sockets.map(({ tier, symbols, seqs, times, closeCode, outOfOrder }) => ({ tier, symbols, seqs, times, closeCode, outOfOrder })),
+      sockets: sockets.map(({ tier, symbols, seqs, times, closeCode, outOfOrder }) => ({
+        tier,
+        symbols,
+        seqs,
+        times,
+        closeCode,
+        outOfOrder,
+      })),
     });
   } else if (message.cmd === 'reconnect') {
     process.send({ cmd: 'reconnected', count: await reconnect(message.count) });

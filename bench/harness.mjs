@@ -60,7 +60,8 @@ if (args.targets) scenario.targets = args.targets.split(',');
 if (args.signals) scenario.signals = Number(args.signals);
 if (args.rate) scenario.rate = Number(args.rate);
 if (args.concurrency) scenario.concurrency = Number(args.concurrency);
-for (const option of ['batch', 'symbols', 'follow', 'warmup', 'duration', 'reconnects']) if (args[option]) scenario[option] = Number(args[option]);
+for (const option of ['batch', 'symbols', 'follow', 'warmup', 'duration', 'reconnects'])
+  if (args[option]) scenario[option] = Number(args[option]);
 if (scenario.duration) scenario.signals = Math.round(scenario.duration * scenario.rate);
 scenario.batch ??= 1;
 scenario.symbols ??= 2;
@@ -132,12 +133,16 @@ async function waitHttp(url, timeoutMs = 60_000) {
 const agent = new http.Agent({ keepAlive: true, maxSockets: 256 });
 function request(url, { method = 'GET', headers = {}, body } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.request(url, { method, headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) }, agent }, (res) => {
-      const chunks = [];
-      res.on('data', (chunk) => chunks.push(chunk));
-      res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
-      res.on('error', reject);
-    });
+    const req = http.request(
+      url,
+      { method, headers: body === undefined ? headers : { ...headers, 'content-length': Buffer.byteLength(body) }, agent },
+      (res) => {
+        const chunks = [];
+        res.on('data', (chunk) => chunks.push(chunk));
+        res.on('end', () => resolve({ status: res.statusCode, text: Buffer.concat(chunks).toString() }));
+        res.on('error', reject);
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -257,7 +262,10 @@ async function startSignalcast(socketCount) {
   const users = await inParallel(tiers, 4, async (tier, i) => {
     const email = `bench-${i}@signalcast.bench`;
     const password = 'bench-user-password';
-    const created = await api(base, 'POST', '/api/v1/admin/users', { token: adminToken, body: { email, password, role: 'subscriber', tier } });
+    const created = await api(base, 'POST', '/api/v1/admin/users', {
+      token: adminToken,
+      body: { email, password, role: 'subscriber', tier },
+    });
     if (created.status !== 201) throw new Error(`create user: ${created.status} ${JSON.stringify(created.body)}`);
     const token = (await api(base, 'POST', '/api/auth/token', { body: { email, password } })).body.access_token;
     return { tier, token };
@@ -275,7 +283,8 @@ async function startSignalcast(socketCount) {
   const clients = Array.from({ length: socketCount }, (_, i) => {
     const pool = byTier[slots[i % slots.length]];
     const user = pool[Math.floor(i / slots.length) % pool.length];
-    const symbols = scenario.follow > 0 ? Array.from({ length: scenario.follow }, (_, k) => SYMBOLS[(i + k * 7) % SYMBOLS.length]) : undefined;
+    const symbols =
+      scenario.follow > 0 ? Array.from({ length: scenario.follow }, (_, k) => SYMBOLS[(i + k * 7) % SYMBOLS.length]) : undefined;
     return { ...user, symbols };
   });
   let seq = 0;
@@ -301,7 +310,8 @@ async function startSignalcast(socketCount) {
         ? await api(base, 'POST', '/api/v1/external-signals/sync/signal', { apiKey, body: bodies[0] })
         : await api(base, 'POST', '/api/v1/external-signals/sync/signals', { apiKey, body: { signals: bodies } });
       const results = single ? [{ status: response.status, ...response.body }] : (response.body.results ?? []);
-      if (response.status >= 300 || results.some((r) => r.status !== 201)) throw new Error(`sync: ${response.status} ${JSON.stringify(response.body)}`);
+      if (response.status >= 300 || results.some((r) => r.status !== 201))
+        throw new Error(`sync: ${response.status} ${JSON.stringify(response.body)}`);
       return results.map((r, k) => ({ seq: r.seq, premium: bodies[k].premium, symbol: bodies[k].symbol }));
     },
     async stop() {
@@ -436,7 +446,10 @@ async function runOne(targetName, socketCount) {
       if (!expectedCache.has(key)) {
         const follows = (symbol) => !symbols || symbols.includes(symbol);
         const seqs = [...sent].filter(([, s]) => visible(tier, s.premium) && follows(s.symbol)).map(([seq]) => seq);
-        expectedCache.set(key, seqs.sort((a, b) => a - b));
+        expectedCache.set(
+          key,
+          seqs.sort((a, b) => a - b),
+        );
       }
       return expectedCache.get(key);
     };
@@ -518,7 +531,11 @@ async function runOne(targetName, socketCount) {
       correct: wrong === 0 && opened === socketCount,
       sockets_with_wrong_set: wrong,
       ...(wrong > 0 && { wrong_examples: wrongExamples }),
-      latency_ms: { p50: round(quantile(perDelivery, 0.5), 2), p99: round(quantile(perDelivery, 0.99), 2), max: round(perDelivery.at(-1), 2) },
+      latency_ms: {
+        p50: round(quantile(perDelivery, 0.5), 2),
+        p99: round(quantile(perDelivery, 0.99), 2),
+        max: round(perDelivery.at(-1), 2),
+      },
       last_delivery_ms: { p50: round(quantile(last, 0.5), 2), p99: round(quantile(last, 0.99), 2), max: round(last.at(-1), 2) },
       deliveries_per_s: round(perDelivery.length / ((lastReceive - firstSend) / 1000), 0),
       single_signal_deliveries_per_s_p50: round(quantile(perSignalRate, 0.5), 0),
@@ -530,7 +547,15 @@ async function runOne(targetName, socketCount) {
         p99: round(quantile(responses, 0.99), 2),
         all: { p50: round(quantile(allResponses, 0.5), 2), p99: round(quantile(allResponses, 0.99), 2), warmup_s: warmupUntil / 1000 },
         // At a set rate: the p99 of each second, to tell warm-up and hiccups from the steady state.
-        p99_by_second: syncBySecond.map((times) => round(quantile(times.sort((a, b) => a - b), 0.99), 1)),
+        p99_by_second: syncBySecond.map((times) =>
+          round(
+            quantile(
+              times.sort((a, b) => a - b),
+              0.99,
+            ),
+            1,
+          ),
+        ),
       },
       server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / 100 / wall) * 100, 0),
       ...(soakReport && { soak: soakReport }),
@@ -587,7 +612,10 @@ function startSoakSampler(target, workers, plan, startedAt) {
       await loop;
       const lastFive = samples.filter((s) => s.t >= samples.at(-1).t - 5 * 60_000);
       const mb = (bytes) => round(bytes / 2 ** 20, 1);
-      const loop99 = samples.map((s) => s.loopP99).filter(Number.isFinite).sort((a, b) => a - b);
+      const loop99 = samples
+        .map((s) => s.loopP99)
+        .filter(Number.isFinite)
+        .sort((a, b) => a - b);
       return {
         seconds: round(samples.at(-1).t / 1000, 0),
         samples: samples.length,

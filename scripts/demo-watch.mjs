@@ -25,10 +25,14 @@ async function getToken() {
 
 const client = new SignalcastClient({ url, getToken, WebSocket });
 client.on('state', ({ state, retryInMs, code, reason }) =>
-  console.log(`[${state}]${retryInMs !== undefined ? ` retry in ${retryInMs} ms` : ''}${code ? ` (${code}${reason ? ` ${reason}` : ''})` : ''}${state === 'live' ? ` as ${email}, tier ${client.welcome?.tier}` : ''}`),
+  console.log(
+    `[${state}]${retryInMs !== undefined ? ` retry in ${retryInMs} ms` : ''}${code ? ` (${code}${reason ? ` ${reason}` : ''})` : ''}${state === 'live' ? ` as ${email}, tier ${client.welcome?.tier}` : ''}`,
+  ),
 );
 client.on('signal', (s) =>
-  console.log(`#${s.seq} ${s.symbol} ${s.side} @ ${s.entry}${s.premium ? ' [premium]' : ''} v${s.version} ${s.status} conf ${s.confidence}`),
+  console.log(
+    `#${s.seq} ${s.symbol} ${s.side} @ ${s.entry}${s.premium ? ' [premium]' : ''} v${s.version} ${s.status} conf ${s.confidence}`,
+  ),
 );
 client.on('error', (error) => console.error(`! ${error.code}: ${error.message}`));
 client.connect();

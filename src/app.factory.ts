@@ -57,7 +57,9 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
 
   const openapi = new DocumentBuilder()
     .setTitle('signalcast')
-    .setDescription('Tier-gated trading-signal streaming. WebSocket protocol (/ws/signals): AsyncAPI 3 document at /docs/asyncapi.yaml; docs/protocol.md in the repository.')
+    .setDescription(
+      'Tier-gated trading-signal streaming. WebSocket protocol (/ws/signals): AsyncAPI 3 document at /docs/asyncapi.yaml; docs/protocol.md in the repository.',
+    )
     .addBearerAuth()
     .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key' }, 'api-key')
     .build();

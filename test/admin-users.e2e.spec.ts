@@ -11,7 +11,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 /** A tag no other user carries, so a search for it sees only this test's users. */
 const uniqueTag = (name: string) => `${name}${Date.now().toString(36)}${Math.random().toString(36).slice(2, 6)}`;
 
-describe('admin: user listing and a user\'s API keys', () => {
+describe("admin: user listing and a user's API keys", () => {
   const context = useTestApp();
   let admin: string;
   let subscriber: Awaited<ReturnType<Api['user']>>;
@@ -158,7 +158,8 @@ describe('admin: user listing and a user\'s API keys', () => {
       expect(result.body.details, query).toEqual([expect.objectContaining({ field })]);
       if (message) expect(result.body.details[0].message, query).toMatch(message);
     };
-    for (const limit of ['0', '101', 'abc', '', ' 5', '-1', '1.5', '1e1', '0x10', '+5']) await refused(`?limit=${encodeURIComponent(limit)}`, 'limit');
+    for (const limit of ['0', '101', 'abc', '', ' 5', '-1', '1.5', '1e1', '0x10', '+5'])
+      await refused(`?limit=${encodeURIComponent(limit)}`, 'limit');
     expect((await listUsers('?limit=1')).body.data).toHaveLength(1);
     expect((await listUsers('?limit=100')).status).toBe(200);
     expect((await listUsers('?limit=007')).status).toBe(200);
@@ -240,7 +241,11 @@ describe('admin: user listing and a user\'s API keys', () => {
   it('documents the new endpoints and the listing parameters in OpenAPI', async () => {
     const document = await (await fetch(`${context.app.baseUrl}/docs-json`)).json();
     const listing = document.paths['/api/v1/admin/users'].get;
-    expect(listing.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual(['query:cursor', 'query:email', 'query:limit']);
+    expect(listing.parameters.map((p: { name: string; in: string }) => `${p.in}:${p.name}`).sort()).toEqual([
+      'query:cursor',
+      'query:email',
+      'query:limit',
+    ]);
     expect(document.paths['/api/v1/admin/users/{id}/api-keys'].get).toBeDefined();
     expect(document.paths['/api/v1/demo'].get).toBeDefined();
   });
@@ -289,7 +294,9 @@ describe('demo endpoint with SEED_DEMO=true', () => {
     expect(result.status).toBe(200);
     expect(result.body).toEqual({ password: 'signalcast-demo', accounts: DEMO_ACCOUNTS });
     for (const account of result.body.accounts) {
-      const token = await context.api.request('POST', '/api/auth/token', { body: { email: account.email, password: result.body.password } });
+      const token = await context.api.request('POST', '/api/auth/token', {
+        body: { email: account.email, password: result.body.password },
+      });
       expect(token.status, account.email).toBe(200);
     }
   });
@@ -302,7 +309,9 @@ describe('demo endpoint with NODE_ENV=production and SEED_DEMO=auto', () => {
     const result = await context.api.request('GET', '/api/v1/demo');
     expect(result.status).toBe(204);
     expect(result.body).toBeUndefined();
-    const login = await context.api.request('POST', '/api/auth/token', { body: { email: 'free@demo.signalcast', password: 'signalcast-demo' } });
+    const login = await context.api.request('POST', '/api/auth/token', {
+      body: { email: 'free@demo.signalcast', password: 'signalcast-demo' },
+    });
     expect(login.status).toBe(401);
   });
 });
@@ -316,7 +325,9 @@ describe('demo endpoint with SEED_DEMO=auto outside production', () => {
     expect(result.status).toBe(embedded ? 200 : 204);
     if (embedded) expect(result.body).toEqual({ password: 'signalcast-demo', accounts: DEMO_ACCOUNTS });
     else expect(result.body).toBeUndefined();
-    const login = await context.api.request('POST', '/api/auth/token', { body: { email: 'free@demo.signalcast', password: 'signalcast-demo' } });
+    const login = await context.api.request('POST', '/api/auth/token', {
+      body: { email: 'free@demo.signalcast', password: 'signalcast-demo' },
+    });
     expect(login.status).toBe(embedded ? 200 : 401);
   });
 });
@@ -328,7 +339,9 @@ describe('demo accounts left in a database that then runs in production', () => 
     try {
       const development = await startApp(database, { DATA_DIR: dataDir, SEED_DEMO: 'true' });
       const api = new Api(development);
-      const demoAdmin = (await api.request('POST', '/api/auth/token', { body: { email: 'admin@demo.signalcast', password: 'signalcast-demo' } })).body.access_token as string;
+      const demoAdmin = (
+        await api.request('POST', '/api/auth/token', { body: { email: 'admin@demo.signalcast', password: 'signalcast-demo' } })
+      ).body.access_token as string;
       expect(demoAdmin).toBeTruthy();
       await development.close();
 
@@ -336,7 +349,9 @@ describe('demo accounts left in a database that then runs in production', () => 
         async (app) => (await app.close(), null),
         (error: Error) => error,
       );
-      expect(refused?.message).toMatch(/Refusing to start in production: admin@demo\.signalcast, free@demo\.signalcast.*published demo password/);
+      expect(refused?.message).toMatch(
+        /Refusing to start in production: admin@demo\.signalcast, free@demo\.signalcast.*published demo password/,
+      );
 
       const accepted = await startApp(database, { DATA_DIR: dataDir, NODE_ENV: 'production', SEED_DEMO: 'true' });
       await accepted.close();

@@ -116,7 +116,7 @@ describe('docs/asyncapi.yaml', () => {
     expect(byAction('send')).toEqual(sorted(SERVER_MESSAGE_TYPES));
   });
 
-  it("describes each client request with exactly the zod schema the gateway validates it with", () => {
+  it('describes each client request with exactly the zod schema the gateway validates it with', () => {
     for (const option of clientRequestSchema.options) {
       const type = option.shape.type.value;
       const generated = z.toJSONSchema(option, { io: 'input', target: 'draft-7' }) as Json;
@@ -178,7 +178,14 @@ describe('the live service: real server messages against their declared payloads
     expect(await client.request({ type: 'ping' })).toMatchObject({ type: 'pong' });
     client.send({ type: 'ping' }); // a pong without an id
     await client.next((m) => m.type === 'pong' && m.id === undefined);
-    const filters = { symbols: ['ethusdt'], markets: ['crypto'], providers: [t.provider.id], sides: ['long'], min_confidence: 10, premium: false };
+    const filters = {
+      symbols: ['ethusdt'],
+      markets: ['crypto'],
+      providers: [t.provider.id],
+      sides: ['long'],
+      min_confidence: 10,
+      premium: false,
+    };
     expect(await client.request({ type: 'subscribe', filters })).toMatchObject({ type: 'ack', subscribed: true });
     expect(await client.request({ type: 'unsubscribe' })).toMatchObject({ type: 'ack', subscribed: false });
     expect(await client.request({ type: 'auth', token: await t.api.token(user.email, 'user-password-123') })).toMatchObject({

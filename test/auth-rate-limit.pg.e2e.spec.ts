@@ -43,7 +43,10 @@ describe('token endpoint rate limit across a cluster', () => {
   let clients = 0;
   const newClient = () => `203.0.113.${++clients}`;
   const attempt = (via: Api, ip: string) =>
-    via.request('POST', '/api/auth/token', { body: { email: 'nobody@test.signalcast', password: 'wrong-password' }, headers: { 'x-forwarded-for': ip } });
+    via.request('POST', '/api/auth/token', {
+      body: { email: 'nobody@test.signalcast', password: 'wrong-password' },
+      headers: { 'x-forwarded-for': ip },
+    });
   const statuses = async (...calls: [Api, string][]) => {
     const result = [];
     for (const [via, ip] of calls) result.push((await attempt(via, ip)).status);

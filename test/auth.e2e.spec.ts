@@ -115,7 +115,10 @@ describe('authentication and authorization', () => {
   it('takes admin rights away at once when an admin is demoted, without waiting for the token to expire', async () => {
     const other = await api.user('elite', 'admin');
     expect((await api.request('GET', '/ws/stats', { token: other.token })).status).toBe(200);
-    const demote = await api.request('PATCH', `/api/v1/admin/users/${other.id}`, { token: await api.admin(), body: { role: 'subscriber' } });
+    const demote = await api.request('PATCH', `/api/v1/admin/users/${other.id}`, {
+      token: await api.admin(),
+      body: { role: 'subscriber' },
+    });
     expect(demote.status).toBe(200);
     expect((await api.request('GET', '/ws/stats', { token: other.token })).status).toBe(403);
   });
@@ -147,10 +150,16 @@ describe('authentication and authorization', () => {
     const badTier = await api.request('PATCH', `/api/v1/admin/users/${subscriber.id}`, { token: admin, body: { tier: 'platinum' } });
     expect(badTier.status).toBe(400);
     expect(badTier.body.details[0].field).toBe('tier');
-    const unknownField = await api.request('PATCH', `/api/v1/admin/users/${subscriber.id}`, { token: admin, body: { tier: 'pro', plan: 1 } });
+    const unknownField = await api.request('PATCH', `/api/v1/admin/users/${subscriber.id}`, {
+      token: admin,
+      body: { tier: 'pro', plan: 1 },
+    });
     expect(unknownField.status).toBe(400);
     expect(unknownField.body.details[0]).toEqual({ field: 'plan', message: 'unknown field' });
-    const missing = await api.request('PATCH', '/api/v1/admin/users/00000000-0000-4000-8000-000000000000', { token: admin, body: { tier: 'pro' } });
+    const missing = await api.request('PATCH', '/api/v1/admin/users/00000000-0000-4000-8000-000000000000', {
+      token: admin,
+      body: { tier: 'pro' },
+    });
     expect(missing.status).toBe(404);
     expect((await api.request('PATCH', '/api/v1/admin/users/not-a-uuid', { token: admin, body: { tier: 'pro' } })).status).toBe(400);
 

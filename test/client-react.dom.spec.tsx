@@ -96,7 +96,8 @@ async function connections(): Promise<number> {
 
 async function sync(overrides: Record<string, unknown> = {}): Promise<{ seq: number; signal: Signal }> {
   const response = await api.sync(apiKey, signalBody(overrides));
-  if (response.status !== 201 && response.status !== 200) throw new Error(`sync failed: ${response.status} ${JSON.stringify(response.body)}`);
+  if (response.status !== 201 && response.status !== 200)
+    throw new Error(`sync failed: ${response.status} ${JSON.stringify(response.body)}`);
   return response.body;
 }
 
@@ -148,7 +149,12 @@ describe('useSignals in a browser-like DOM against the real service', () => {
     const synced: Awaited<ReturnType<typeof sync>>[] = [];
     for (let i = 0; i < 5; i++) synced.push(await sync());
     await rtl.waitFor(() => expect(ids()[0]).toBe(synced[4]!.signal.external_id), WAIT);
-    expect(ids()).toEqual(synced.slice(2).map((s) => s.signal.external_id).reverse());
+    expect(ids()).toEqual(
+      synced
+        .slice(2)
+        .map((s) => s.signal.external_id)
+        .reverse(),
+    );
   });
 
   it('opens exactly one WebSocket under <StrictMode>', async () => {
@@ -200,7 +206,10 @@ describe('useSignals in a browser-like DOM against the real service', () => {
     const bodies = Array.from({ length: 500 }, () => signalBody());
     const seqs: number[] = [];
     for (let i = 0; i < bodies.length; i += BATCH_MAX) {
-      const response = await api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey, body: { signals: bodies.slice(i, i + BATCH_MAX) } });
+      const response = await api.request('POST', '/api/v1/external-signals/sync/signals', {
+        apiKey,
+        body: { signals: bodies.slice(i, i + BATCH_MAX) },
+      });
       expect(response.status).toBe(200);
       for (const result of response.body.results) {
         expect(result.status).toBe(201);

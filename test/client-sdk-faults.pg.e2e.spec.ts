@@ -144,18 +144,28 @@ function startSyncLoop(stored: StoredSignals, label: string) {
       let timer: NodeJS.Timeout | undefined;
       await Promise.race([
         done.finally(() => clearTimeout(timer)),
-        new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the sync loop did not stop within ${timeoutMs} ms`)), timeoutMs))),
+        new Promise<never>(
+          (_, reject) => (timer = setTimeout(() => reject(new Error(`the sync loop did not stop within ${timeoutMs} ms`)), timeoutMs)),
+        ),
       ]);
     },
   };
 }
 
 /** waitFor, with what the subscriber went through when it times out. */
-async function waitExplained(check: () => unknown, timeoutMs: number, message: string, sdk: RecordingClient, loop: { ops: number }): Promise<void> {
+async function waitExplained(
+  check: () => unknown,
+  timeoutMs: number,
+  message: string,
+  sdk: RecordingClient,
+  loop: { ops: number },
+): Promise<void> {
   try {
     await waitFor(check, timeoutMs, message);
   } catch (error) {
-    throw new Error(`${(error as Error).message}; ${loop.ops} syncs, ${sdk.seen.length} signals seen; states: ${sdk.stateNames()}; errors: ${JSON.stringify(sdk.errors.slice(-5))}`);
+    throw new Error(
+      `${(error as Error).message}; ${loop.ops} syncs, ${sdk.seen.length} signals seen; states: ${sdk.stateNames()}; errors: ${JSON.stringify(sdk.errors.slice(-5))}`,
+    );
   }
 }
 
@@ -186,7 +196,9 @@ async function scenario(fault: Fault) {
   const exit = await current.service.kill(fault, 15_000);
   const exitedAt = Date.now();
   // SIGTERM: a graceful shutdown (Nest re-raises the signal after its hooks; exit code 0 would do too).
-  expect(fault === 'SIGKILL' ? [fault] : [fault, 0], `exit after ${fault}:\n${current.service.output()}`).toContain(exit.signal ?? exit.code);
+  expect(fault === 'SIGKILL' ? [fault] : [fault, 0], `exit after ${fault}:\n${current.service.output()}`).toContain(
+    exit.signal ?? exit.code,
+  );
   await restart();
   const upAt = Date.now();
 
@@ -213,7 +225,9 @@ async function scenario(fault: Fault) {
   const path = sdk.states.slice(statesBefore);
   const expectedCode = fault === 'SIGTERM' ? 1001 : 1006;
   expect(path[0], `first change after ${fault} (states: ${sdk.stateNames()})`).toMatchObject({ state: 'disconnected', code: expectedCode });
-  expect(sdk.stateNames()).toMatch(new RegExp(`^connecting > live > disconnected\\(${expectedCode}\\) > .*(connecting|polling) > replaying > live$`));
+  expect(sdk.stateNames()).toMatch(
+    new RegExp(`^connecting > live > disconnected\\(${expectedCode}\\) > .*(connecting|polling) > replaying > live$`),
+  );
   // A `reconnect` spreads the return over 0–5 s; a lost connection backs off within maxMs (400).
   expect(path[0]!.retryInMs).toBeLessThanOrEqual(fault === 'SIGTERM' ? 5_000 : 400);
   for (const change of path.filter((c) => c.state === 'disconnected' && c.code === 1006)) expect(change.retryInMs).toBeLessThanOrEqual(400);
@@ -228,10 +242,16 @@ async function scenario(fault: Fault) {
   expect(sdk.seen.at(-1)).toMatchObject({ id: marker.id, seq: marker.seq });
   // The stream really went across: signals before and after, syncs that rode out the downtime.
   expect(seenBefore).toBeGreaterThan(0);
-  expect(sdk.seen.filter((signal) => signal.seq > seqAtFault && signal.id !== marker.id).length, 'signals stored after the fault').toBeGreaterThan(0);
+  expect(
+    sdk.seen.filter((signal) => signal.seq > seqAtFault && signal.id !== marker.id).length,
+    'signals stored after the fault',
+  ).toBeGreaterThan(0);
   // No server listens in the first 250 ms after the exit (a restarting Node takes longer to boot).
   expect(loop.spanning(exitedAt + 250), 'a sync that rode out the downtime').toBeGreaterThanOrEqual(1);
-  expect(sdk.seen.some((signal) => signal.version > 1), 'amendments delivered').toBe(true);
+  expect(
+    sdk.seen.some((signal) => signal.version > 1),
+    'amendments delivered',
+  ).toBe(true);
 
   const amendments = stored.versions.filter((v) => v.version > 1).length;
   console.log(

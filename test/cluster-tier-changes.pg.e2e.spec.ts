@@ -21,9 +21,19 @@ describe('tier changes across a cluster with a slow or cut Redis link', () => {
     database = await createTestDatabase();
     proxies = { a: await startTcpProxy(REDIS_PORT), b: await startTcpProxy(REDIS_PORT) };
     const common = { REDIS_KEY_PREFIX: `sc-test-${randomBytes(4).toString('hex')}:`, CLUSTER_REPORT_INTERVAL_MS: '200' };
-    a = await startApp(database, { ...common, REDIS_URL: `redis://127.0.0.1:${proxies.a.port}`, INSTANCE_ID: 'inst-a', BUS_CATCHUP_INTERVAL_MS: '60000' });
+    a = await startApp(database, {
+      ...common,
+      REDIS_URL: `redis://127.0.0.1:${proxies.a.port}`,
+      INSTANCE_ID: 'inst-a',
+      BUS_CATCHUP_INTERVAL_MS: '60000',
+    });
     // B checks the database often: its catch-up is one of the ways a signal reaches it.
-    b = await startApp(database, { ...common, REDIS_URL: `redis://127.0.0.1:${proxies.b.port}`, INSTANCE_ID: 'inst-b', BUS_CATCHUP_INTERVAL_MS: '100' });
+    b = await startApp(database, {
+      ...common,
+      REDIS_URL: `redis://127.0.0.1:${proxies.b.port}`,
+      INSTANCE_ID: 'inst-b',
+      BUS_CATCHUP_INTERVAL_MS: '100',
+    });
     api = { a: new Api(a), b: new Api(b) };
   }, 60_000);
 

@@ -85,7 +85,9 @@ describe('cluster of three instances', () => {
     expect(stats.bus).toBe('up');
     expect(stats.instance_id).toBe('inst-c');
     expect(stats.instances.map((i: { instance_id: string }) => i.instance_id)).toEqual(['inst-a', 'inst-b', 'inst-c']);
-    const byInstance = Object.fromEntries(stats.instances.map((i: { instance_id: string; total_connections: number }) => [i.instance_id, i.total_connections]));
+    const byInstance = Object.fromEntries(
+      stats.instances.map((i: { instance_id: string; total_connections: number }) => [i.instance_id, i.total_connections]),
+    );
     expect(byInstance).toEqual({ 'inst-a': 1, 'inst-b': 2, 'inst-c': 2 });
     expect(stats.total_connections).toBe(5);
     expect(stats.active_users).toBe(4);

@@ -4,14 +4,14 @@ import { useTestApp } from './support/test-app.js';
 
 describe('containment: slow consumers, rate limits, connection caps', () => {
   const t = useTestApp({
-      WS_MAX_BUFFERED_BYTES: '65536',
-      SYNC_BATCH_MAX_ITEMS: '200',
-      HTTP_BODY_LIMIT_BYTES: '2000000',
-      WS_RATE_LIMIT_PER_SECOND: '5',
-      WS_RATE_LIMIT_BURST: '5',
-      WS_RATE_LIMIT_STRIKES: '5',
-      WS_MAX_CONNECTIONS: '6',
-    });
+    WS_MAX_BUFFERED_BYTES: '65536',
+    SYNC_BATCH_MAX_ITEMS: '200',
+    HTTP_BODY_LIMIT_BYTES: '2000000',
+    WS_RATE_LIMIT_PER_SECOND: '5',
+    WS_RATE_LIMIT_BURST: '5',
+    WS_RATE_LIMIT_STRIKES: '5',
+    WS_MAX_CONNECTIONS: '6',
+  });
 
   const stats = async () => (await t.api.request('GET', '/ws/stats', { token: await t.api.admin() })).body;
 
@@ -71,7 +71,10 @@ describe('containment: slow consumers, rate limits, connection caps', () => {
     net.pause();
     try {
       await vi.waitFor(async () => expect((await stats()).total_connections).toBe(before), { timeout: 2_500, interval: 50 });
-      await t.api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey: t.provider.apiKey, body: { signals: [signalBody()] } });
+      await t.api.request('POST', '/api/v1/external-signals/sync/signals', {
+        apiKey: t.provider.apiKey,
+        body: { signals: [signalBody()] },
+      });
     } catch (error) {
       socket.socket.terminate();
       throw error;

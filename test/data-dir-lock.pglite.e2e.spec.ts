@@ -59,7 +59,10 @@ describe('embedded data directory lock', () => {
   });
 
   it('takes over a lock whose pid now belongs to another process, or that cannot be read', async () => {
-    for (const leave of [(dir: string) => lockFor(dir, process.pid, 'not-our-start-time'), (dir: string) => writeFileSync(path.join(dir, 'signalcast.lock'), '{"pi')]) {
+    for (const leave of [
+      (dir: string) => lockFor(dir, process.pid, 'not-our-start-time'),
+      (dir: string) => writeFileSync(path.join(dir, 'signalcast.lock'), '{"pi'),
+    ]) {
       const dir = freshDir();
       leave(dir);
       const app = await startApp(embedded, { DATA_DIR: dir });

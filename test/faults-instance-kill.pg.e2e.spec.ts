@@ -82,7 +82,12 @@ describe('an instance killed (SIGKILL) in the middle of a burst', () => {
     const subscribers: { subscriber: LogicalSubscriber; startedOn: Name }[] = [];
     for (const [i, entry] of plan.entries()) {
       for (const on of entry.on) {
-        const subscriber = new LogicalSubscriber(`${entry.tier}#${i}@${on}${filterQuery(entry.filter)}`, entry.tier, users[i]!.token, entry.filter);
+        const subscriber = new LogicalSubscriber(
+          `${entry.tier}#${i}@${on}${filterQuery(entry.filter)}`,
+          entry.tier,
+          users[i]!.token,
+          entry.filter,
+        );
         const client = await WsClient.connect(services[on].wsUrl + filterQuery(entry.filter), { token: subscriber.token });
         subscriber.legs.push({ client, instance: on });
         subscribers.push({ subscriber, startedOn: on });
@@ -103,7 +108,10 @@ describe('an instance killed (SIGKILL) in the middle of a burst', () => {
                 subscriber.reconnectAttempts++;
                 const since = subscriber.processedSeq();
                 try {
-                  const client = await WsClient.connect(services[target].wsUrl + filterQuery(subscriber.filter), { token: subscriber.token, since });
+                  const client = await WsClient.connect(services[target].wsUrl + filterQuery(subscriber.filter), {
+                    token: subscriber.token,
+                    since,
+                  });
                   subscriber.legs.push({ client, since, instance: target });
                   return resolve();
                 } catch (error) {
@@ -197,7 +205,12 @@ describe('an instance killed (SIGKILL) in the middle of a burst', () => {
     // A marker that every socket may see, on every current socket: everything before it has arrived.
     const flushMarker = markerBody(marker);
     const all = subscribers.map((s) => s.subscriber);
-    await flush(api.a, provider.apiKey, all.map((s) => s.current.client), flushMarker);
+    await flush(
+      api.a,
+      provider.apiKey,
+      all.map((s) => s.current.client),
+      flushMarker,
+    );
 
     const problems = all.flatMap((subscriber) => subscriber.problems(ledger));
     expect(problems).toEqual([]);
@@ -216,7 +229,9 @@ describe('an instance killed (SIGKILL) in the middle of a burst', () => {
     const listed = await api.b.request('GET', '/api/v1/signals?after_seq=0&limit=500', { token: admin });
     expect(listed.status).toBe(200);
     const stored = new Map<string, { seq: number; version: number }>(
-      listed.body.data.filter((r: { note: string | null }) => r.note !== 'flush').map((r: { external_id: string; seq: number; version: number }) => [r.external_id, { seq: r.seq, version: r.version }]),
+      listed.body.data
+        .filter((r: { note: string | null }) => r.note !== 'flush')
+        .map((r: { external_id: string; seq: number; version: number }) => [r.external_id, { seq: r.seq, version: r.version }]),
     );
     expect(listed.body.has_more).toBe(false);
     expect(stored).toEqual(new Map([...latest].map(([id, v]) => [id, { seq: v.seq, version: v.version }])));
@@ -232,10 +247,9 @@ describe('an instance killed (SIGKILL) in the middle of a burst', () => {
       5_000,
       'the cluster totals on A do not add up to the open sockets',
     );
-    expect((await api.b.request('GET', '/ws/stats', { token: admin })).body.instances.map((i: { instance_id: string }) => i.instance_id)).toEqual([
-      'inst-a',
-      'inst-b',
-    ]);
+    expect(
+      (await api.b.request('GET', '/ws/stats', { token: admin })).body.instances.map((i: { instance_id: string }) => i.instance_id),
+    ).toEqual(['inst-a', 'inst-b']);
     for (const survivor of ['a', 'b'] as const) expect(services[survivor].running).toBe(true);
 
     const collapsed = onC.reduce((sum, s) => sum + s.collapsedCount(ledger), 0);

@@ -54,7 +54,10 @@ describe('PostgreSQL restarted during a stream of syncs', () => {
       plan.map(async ({ tier, filter }, i) => {
         const user = await createUser(api, tier);
         const subscriber = new LogicalSubscriber(`${tier}#${i}${filterQuery(filter)}`, tier, user.token, filter);
-        subscriber.legs.push({ client: await WsClient.connect(service.wsUrl + filterQuery(filter), { token: user.token }), instance: 'signalcast' });
+        subscriber.legs.push({
+          client: await WsClient.connect(service.wsUrl + filterQuery(filter), { token: user.token }),
+          instance: 'signalcast',
+        });
         return subscriber;
       }),
     );
@@ -109,7 +112,8 @@ describe('PostgreSQL restarted during a stream of syncs', () => {
           if (response.status === 201 || response.status === 200) {
             if (response.status === 200) {
               // Only a retry may be answered "unchanged": the first attempt was stored after all.
-              if (!refused || response.body.result !== 'unchanged') unexpected.push(`${body.external_id}: 200 ${response.body.result} on a first attempt`);
+              if (!refused || response.body.result !== 'unchanged')
+                unexpected.push(`${body.external_id}: 200 ${response.body.result} on a first attempt`);
               committedButRefused++;
             }
             ledger.record(response.body, true);
@@ -183,7 +187,7 @@ describe('PostgreSQL restarted during a stream of syncs', () => {
 
     // Stored: one row per external_id, as many rows as accepted syncs, with the answered seqs.
     const rows: { external_id: string; seq: number; note: string | null }[] = [];
-    for (let after = 0, more = true; more; ) {
+    for (let after = 0, more = true; more;) {
       const page = await api.request('GET', `/api/v1/signals?after_seq=${after}&limit=500`, { token: await api.admin() });
       expect(page.status).toBe(200);
       rows.push(...page.body.data);

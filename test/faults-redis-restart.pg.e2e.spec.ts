@@ -126,15 +126,25 @@ describe('Redis restarted (SIGKILL, then a new server) during a stream of syncs'
     await waitFor(() => syncs.length >= ACCEPTED_BEFORE_KILL, 20_000, 'the stream did not get going');
     const killedAt = Date.now();
     await redis.kill('SIGKILL');
-    const degradedA = waitFor(() => health.find((h) => h.instance === 'a' && h.at > killedAt && h.bus === 'down'), 10_000, 'A did not report bus down');
-    const degradedB = waitFor(() => health.find((h) => h.instance === 'b' && h.at > killedAt && h.bus === 'down'), 10_000, 'B did not report bus down');
+    const degradedA = waitFor(
+      () => health.find((h) => h.instance === 'a' && h.at > killedAt && h.bus === 'down'),
+      10_000,
+      'A did not report bus down',
+    );
+    const degradedB = waitFor(
+      () => health.find((h) => h.instance === 'b' && h.at > killedAt && h.bus === 'down'),
+      10_000,
+      'B did not report bus down',
+    );
     await Promise.all([degradedA, degradedB]);
     await sleep(Math.max(0, killedAt + DOWN_FOR_MS - Date.now()));
     const duringOutage = syncs.filter((s) => s.at > killedAt).length;
     redis = await startRedisServer(redis.port);
     const restartedAt = Date.now();
     await waitFor(
-      () => health.find((h) => h.instance === 'a' && h.at > restartedAt && h.bus === 'up') && health.find((h) => h.instance === 'b' && h.at > restartedAt && h.bus === 'up'),
+      () =>
+        health.find((h) => h.instance === 'a' && h.at > restartedAt && h.bus === 'up') &&
+        health.find((h) => h.instance === 'b' && h.at > restartedAt && h.bus === 'up'),
       15_000,
       'the instances did not report bus up after Redis came back',
     );

@@ -4,14 +4,7 @@ import jwt from 'jsonwebtoken';
 import type WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { flush, markerBody, signalBody, WsClient } from './support/clients.js';
-import {
-  rawUpgrade,
-  RecordingApi,
-  tryUpgrade,
-  utf8Header,
-  withTimeout,
-  type RawRequestOptions,
-} from './support/hostile-http.js';
+import { rawUpgrade, RecordingApi, tryUpgrade, utf8Header, withTimeout, type RawRequestOptions } from './support/hostile-http.js';
 import { createTestDatabase, signToken, startApp, TEST_JWT_SECRET, type TestApp, type TestDatabase } from './support/test-app.js';
 
 /**
@@ -99,7 +92,10 @@ async function expectHttpAnswer(row: HttpRow): Promise<void> {
   expect(typeof response.body.message).toBe('string');
   expect(Object.keys(response.body).filter((key) => !['code', 'message', 'details'].includes(key))).toEqual([]);
   if (row.field !== undefined) {
-    expect(response.body.details?.map((detail: { field: string }) => detail.field), JSON.stringify(response.body)).toContain(row.field);
+    expect(
+      response.body.details?.map((detail: { field: string }) => detail.field),
+      JSON.stringify(response.body),
+    ).toContain(row.field);
   }
 }
 
@@ -173,26 +169,59 @@ const syncBodyRows: HttpRow[] = [
   syncRaw('a JSON string body', { rawBody: '"signal"' }, 400, 'bad_request'),
   syncRaw('a body that is not JSON', { rawBody: 'hello' }, 400, 'bad_request'),
   syncRaw('truncated JSON', { rawBody: '{"external_id": "x", ' }, 400, 'bad_request'),
-  syncRaw('invalid UTF-8 bytes in a string', {
-    rawBytes: Buffer.concat([Buffer.from('{"external_id":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]),
-  }, 400, 'validation_failed', 'external_id'),
+  syncRaw(
+    'invalid UTF-8 bytes in a string',
+    {
+      rawBytes: Buffer.concat([Buffer.from('{"external_id":"'), Buffer.from([0xc3, 0x28, 0xff]), Buffer.from('"}')]),
+    },
+    400,
+    'validation_failed',
+    'external_id',
+  ),
   syncRaw('a body over HTTP_BODY_LIMIT_BYTES', { body: signalBody({ note: 'x'.repeat(300_000) }) }, 413, 'payload_too_large'),
-  syncRaw('deeply nested JSON (50,000 levels) in the note', {
-    rawBody: JSON.stringify(signalBody({ note: null })).replace('"note":null', `"note":${'['.repeat(50_000)}${']'.repeat(50_000)}`),
-  }, 400, 'validation_failed', 'note'),
-  syncRaw('JSON in a charset the parser does not read (UTF-16)', {
-    body: signalBody(),
-    headers: { 'content-type': 'application/json; charset=utf-16' },
-  }, 400, 'bad_request'),
-  syncRaw('Content-Encoding: gzip on a body that is not gzip', {
-    body: signalBody(),
-    headers: { 'content-encoding': 'gzip' },
-  }, 400, 'bad_request'),
-  syncRaw('a gzip bomb (1 KB that inflates past HTTP_BODY_LIMIT_BYTES)', {
-    rawBytes: gzipSync(Buffer.from(JSON.stringify(signalBody({ note: ' '.repeat(2_000_000) })))),
-    headers: { 'content-encoding': 'gzip' },
-  }, 413, 'payload_too_large'),
-  syncRaw('a JSON body sent as text/plain', { body: signalBody(), headers: { 'content-type': 'text/plain' } }, 400, 'validation_failed', '(body)'),
+  syncRaw(
+    'deeply nested JSON (50,000 levels) in the note',
+    {
+      rawBody: JSON.stringify(signalBody({ note: null })).replace('"note":null', `"note":${'['.repeat(50_000)}${']'.repeat(50_000)}`),
+    },
+    400,
+    'validation_failed',
+    'note',
+  ),
+  syncRaw(
+    'JSON in a charset the parser does not read (UTF-16)',
+    {
+      body: signalBody(),
+      headers: { 'content-type': 'application/json; charset=utf-16' },
+    },
+    400,
+    'bad_request',
+  ),
+  syncRaw(
+    'Content-Encoding: gzip on a body that is not gzip',
+    {
+      body: signalBody(),
+      headers: { 'content-encoding': 'gzip' },
+    },
+    400,
+    'bad_request',
+  ),
+  syncRaw(
+    'a gzip bomb (1 KB that inflates past HTTP_BODY_LIMIT_BYTES)',
+    {
+      rawBytes: gzipSync(Buffer.from(JSON.stringify(signalBody({ note: ' '.repeat(2_000_000) })))),
+      headers: { 'content-encoding': 'gzip' },
+    },
+    413,
+    'payload_too_large',
+  ),
+  syncRaw(
+    'a JSON body sent as text/plain',
+    { body: signalBody(), headers: { 'content-type': 'text/plain' } },
+    400,
+    'validation_failed',
+    '(body)',
+  ),
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -274,12 +303,27 @@ const apiKeyRows: HttpRow[] = [
   keyRow('an empty X-Api-Key', () => ({ apiKey: '' }), 401, 'unauthorized'),
   keyRow('a wrong key with the right prefix', () => ({ apiKey: `sc_live_${'A'.repeat(43)}` }), 401, 'unauthorized'),
   keyRow('the bare key prefix', () => ({ apiKey: 'sc_live_' }), 401, 'unauthorized'),
-  keyRow('two X-Api-Key headers (the valid one first)', () => ({ headers: { 'x-api-key': [c.provider.apiKey, 'sc_live_other'] } }), 401, 'unauthorized'),
+  keyRow(
+    'two X-Api-Key headers (the valid one first)',
+    () => ({ headers: { 'x-api-key': [c.provider.apiKey, 'sc_live_other'] } }),
+    401,
+    'unauthorized',
+  ),
   keyRow('a revoked key', () => ({ apiKey: c.revokedKey }), 401, 'unauthorized'),
   keyRow('a very long key (12 KB)', () => ({ apiKey: 'k'.repeat(12_000) }), 401, 'unauthorized'),
   keyRow('a non-ASCII key (UTF-8 bytes)', () => ({ apiKey: utf8Header('sc_live_ключ-🔑') }), 401, 'unauthorized'),
-  keyRow('a valid key with one character changed', () => ({ apiKey: `${c.provider.apiKey.slice(0, -1)}${c.provider.apiKey.endsWith('A') ? 'B' : 'A'}` }), 401, 'unauthorized'),
-  keyRow('the key in Authorization: Bearer instead of X-Api-Key', () => ({ headers: { authorization: `Bearer ${c.provider.apiKey}` } }), 401, 'unauthorized'),
+  keyRow(
+    'a valid key with one character changed',
+    () => ({ apiKey: `${c.provider.apiKey.slice(0, -1)}${c.provider.apiKey.endsWith('A') ? 'B' : 'A'}` }),
+    401,
+    'unauthorized',
+  ),
+  keyRow(
+    'the key in Authorization: Bearer instead of X-Api-Key',
+    () => ({ headers: { authorization: `Bearer ${c.provider.apiKey}` } }),
+    401,
+    'unauthorized',
+  ),
   keyRow("a subscriber's JWT instead of a key", () => ({ token: c.subscriber.token }), 403, 'forbidden'),
   keyRow("the provider's own JWT instead of its key", () => ({ token: c.provider.token }), 403, 'forbidden'),
 ];
@@ -301,7 +345,10 @@ const jwtRows: JwtRow[] = [
   { name: 'HS512', token: () => jwt.sign(claims(), TEST_JWT_SECRET, { algorithm: 'HS512' }) },
   { name: 'RS256 signed with an RSA key', token: () => jwt.sign(claims(), rsaKeys.privateKey, { algorithm: 'RS256' }) },
   { name: 'an RS256 header over an HMAC signature (alg confusion)', token: () => hs256(claims(), { alg: 'RS256', typ: 'JWT' }) },
-  { name: 'signed with the wrong secret', token: () => jwt.sign(claims(), 'another-secret-that-is-also-long-enough-000', { algorithm: 'HS256' }) },
+  {
+    name: 'signed with the wrong secret',
+    token: () => jwt.sign(claims(), 'another-secret-that-is-also-long-enough-000', { algorithm: 'HS256' }),
+  },
   { name: 'expired', token: () => hs256(claims({ exp: now() - 60 })) },
   { name: 'no exp', token: () => hs256(claims({ exp: undefined })) },
   { name: 'a string exp', token: () => hs256(claims({ exp: String(now() + 600) })) },
@@ -314,10 +361,13 @@ const jwtRows: JwtRow[] = [
   { name: 'garbage', token: () => 'not-a-jwt' },
   { name: 'three empty segments', token: () => '..' },
   { name: 'a truncated signature', token: () => signToken(c.subscriber.id, 'subscriber', 600).slice(0, -6) },
-  { name: 'a payload changed after signing', token: () => {
-    const [header, , signature] = signToken(c.subscriber.id, 'subscriber', 600).split('.');
-    return `${header}.${b64(claims({ role: 'admin' }))}.${signature}`;
-  } },
+  {
+    name: 'a payload changed after signing',
+    token: () => {
+      const [header, , signature] = signToken(c.subscriber.id, 'subscriber', 600).split('.');
+      return `${header}.${b64(claims({ role: 'admin' }))}.${signature}`;
+    },
+  },
   { name: 'a huge token (12 KB)', token: () => hs256(claims({ padding: 'p'.repeat(9_000) })).slice(0, -4) + 'AAAA' },
   { name: '"Bearer" with no token', authorization: 'Bearer' },
   { name: 'a Basic scheme', authorization: `Basic ${Buffer.from('admin:admin').toString('base64')}` },
@@ -327,7 +377,15 @@ const jwtRows: JwtRow[] = [
 // Admin routes and ids (as the admin unless said)
 // ---------------------------------------------------------------------------------------------
 /** `body`: the JSON body, or a function that makes it once the context exists. */
-const asAdmin = (name: string, method: string, path: () => string, body: unknown, status: number, code: string, field?: string): HttpRow => ({
+const asAdmin = (
+  name: string,
+  method: string,
+  path: () => string,
+  body: unknown,
+  status: number,
+  code: string,
+  field?: string,
+): HttpRow => ({
   name,
   request: () => {
     const json = typeof body === 'function' ? (body as () => unknown)() : body;
@@ -341,8 +399,24 @@ const userPath = (id: string) => `/api/v1/admin/users/${id}`;
 
 const adminRows: HttpRow[] = [
   asAdmin('GET a user by a non-UUID id', 'GET', () => userPath('not-a-uuid'), undefined, 400, 'validation_failed', 'id'),
-  asAdmin('GET a user by an id with SQL in it', 'GET', () => userPath(encodeURIComponent("1' OR '1'='1")), undefined, 400, 'validation_failed', 'id'),
-  asAdmin('GET a user by a UUID with trailing characters', 'GET', () => userPath(`${UNKNOWN_UUID}0`), undefined, 400, 'validation_failed', 'id'),
+  asAdmin(
+    'GET a user by an id with SQL in it',
+    'GET',
+    () => userPath(encodeURIComponent("1' OR '1'='1")),
+    undefined,
+    400,
+    'validation_failed',
+    'id',
+  ),
+  asAdmin(
+    'GET a user by a UUID with trailing characters',
+    'GET',
+    () => userPath(`${UNKNOWN_UUID}0`),
+    undefined,
+    400,
+    'validation_failed',
+    'id',
+  ),
   asAdmin('GET a user by a percent-encoded NUL', 'GET', () => userPath('%00'), undefined, 400, 'validation_failed', 'id'),
   asAdmin('GET a user by a malformed percent-encoding', 'GET', () => userPath('%E0%A4%A'), undefined, 400, 'bad_request'),
   asAdmin('GET an unknown UUID', 'GET', () => userPath(UNKNOWN_UUID), undefined, 404, 'not_found'),
@@ -355,14 +429,69 @@ const adminRows: HttpRow[] = [
   asAdmin('PATCH a tier in upper case', 'PATCH', () => userPath(c.subscriber.id), { tier: 'PRO' }, 400, 'validation_failed', 'tier'),
   asAdmin('PATCH a null tier', 'PATCH', () => userPath(c.subscriber.id), { tier: null }, 400, 'validation_failed', 'tier'),
   asAdmin('PATCH an unknown role', 'PATCH', () => userPath(c.subscriber.id), { role: 'root' }, 400, 'validation_failed', 'role'),
-  asAdmin('PATCH an unknown field', 'PATCH', () => userPath(c.subscriber.id), { tier: 'pro', credits: 1e9 }, 400, 'validation_failed', 'credits'),
+  asAdmin(
+    'PATCH an unknown field',
+    'PATCH',
+    () => userPath(c.subscriber.id),
+    { tier: 'pro', credits: 1e9 },
+    400,
+    'validation_failed',
+    'credits',
+  ),
   asAdmin('PATCH with an array body', 'PATCH', () => userPath(c.subscriber.id), [{ tier: 'pro' }], 400, 'validation_failed', '(body)'),
-  asAdmin('POST a user with a bad email', 'POST', () => '/api/v1/admin/users', { email: 'not-an-email', password: 'long-enough-password' }, 400, 'validation_failed', 'email'),
-  asAdmin('POST a user with a NUL in the email', 'POST', () => '/api/v1/admin/users', { email: 'a\u0000b@x.io', password: 'long-enough-password' }, 400, 'validation_failed', 'email'),
-  asAdmin('POST a user with a short password', 'POST', () => '/api/v1/admin/users', { email: 'short@x.io', password: 'short' }, 400, 'validation_failed', 'password'),
-  asAdmin('POST a user with an unknown role', 'POST', () => '/api/v1/admin/users', { email: 'role@x.io', password: 'long-enough-password', role: 'superadmin' }, 400, 'validation_failed', 'role'),
-  asAdmin('POST a user with an unknown tier', 'POST', () => '/api/v1/admin/users', { email: 'tier@x.io', password: 'long-enough-password', tier: 'gold' }, 400, 'validation_failed', 'tier'),
-  asAdmin('POST a user whose email is taken (other case)', 'POST', () => '/api/v1/admin/users', () => ({ email: c.elite.email.toUpperCase(), password: 'long-enough-password' }), 409, 'conflict'),
+  asAdmin(
+    'POST a user with a bad email',
+    'POST',
+    () => '/api/v1/admin/users',
+    { email: 'not-an-email', password: 'long-enough-password' },
+    400,
+    'validation_failed',
+    'email',
+  ),
+  asAdmin(
+    'POST a user with a NUL in the email',
+    'POST',
+    () => '/api/v1/admin/users',
+    { email: 'a\u0000b@x.io', password: 'long-enough-password' },
+    400,
+    'validation_failed',
+    'email',
+  ),
+  asAdmin(
+    'POST a user with a short password',
+    'POST',
+    () => '/api/v1/admin/users',
+    { email: 'short@x.io', password: 'short' },
+    400,
+    'validation_failed',
+    'password',
+  ),
+  asAdmin(
+    'POST a user with an unknown role',
+    'POST',
+    () => '/api/v1/admin/users',
+    { email: 'role@x.io', password: 'long-enough-password', role: 'superadmin' },
+    400,
+    'validation_failed',
+    'role',
+  ),
+  asAdmin(
+    'POST a user with an unknown tier',
+    'POST',
+    () => '/api/v1/admin/users',
+    { email: 'tier@x.io', password: 'long-enough-password', tier: 'gold' },
+    400,
+    'validation_failed',
+    'tier',
+  ),
+  asAdmin(
+    'POST a user whose email is taken (other case)',
+    'POST',
+    () => '/api/v1/admin/users',
+    () => ({ email: c.elite.email.toUpperCase(), password: 'long-enough-password' }),
+    409,
+    'conflict',
+  ),
   asAdmin('POST an API key for a subscriber', 'POST', () => `${userPath(c.subscriber.id)}/api-keys`, undefined, 409, 'conflict'),
   asAdmin('POST an API key for an unknown UUID', 'POST', () => `${userPath(UNKNOWN_UUID)}/api-keys`, undefined, 404, 'not_found'),
   asAdmin('DELETE an API key by a non-UUID id', 'DELETE', () => '/api/v1/admin/api-keys/key-1', undefined, 400, 'validation_failed', 'id'),
@@ -483,24 +612,71 @@ const tokenRows: HttpRow[] = [
   tokenRow('a missing password', { body: { email: 'a@b.io' } }, 400, 'validation_failed', 'password'),
   tokenRow('a missing email', { body: { password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
   tokenRow('a numeric email', { body: { email: 42, password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
-  tokenRow('an operator object as email', { body: { email: { $ne: null }, password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
+  tokenRow(
+    'an operator object as email',
+    { body: { email: { $ne: null }, password: 'whatever-password' } },
+    400,
+    'validation_failed',
+    'email',
+  ),
   tokenRow('a null password', { body: { email: 'a@b.io', password: null } }, 400, 'validation_failed', 'password'),
   tokenRow('a boolean password', { body: { email: 'a@b.io', password: true } }, 400, 'validation_failed', 'password'),
   tokenRow('an empty email', { body: { email: '', password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
   tokenRow('a blank email', { body: { email: '   ', password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
-  tokenRow('a 255-character email', { body: { email: `${'e'.repeat(250)}@x.io`, password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
+  tokenRow(
+    'a 255-character email',
+    { body: { email: `${'e'.repeat(250)}@x.io`, password: 'whatever-password' } },
+    400,
+    'validation_failed',
+    'email',
+  ),
   tokenRow('an empty password', { body: { email: 'a@b.io', password: '' } }, 400, 'validation_failed', 'password'),
-  tokenRow('a NUL character in the email', { body: { email: 'admin@test.signalcast\u0000', password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
-  tokenRow('a lone surrogate in the email', { body: { email: 'admin\ud800@test.signalcast', password: 'whatever-password' } }, 400, 'validation_failed', 'email'),
+  tokenRow(
+    'a NUL character in the email',
+    { body: { email: 'admin@test.signalcast\u0000', password: 'whatever-password' } },
+    400,
+    'validation_failed',
+    'email',
+  ),
+  tokenRow(
+    'a lone surrogate in the email',
+    { body: { email: 'admin\ud800@test.signalcast', password: 'whatever-password' } },
+    400,
+    'validation_failed',
+    'email',
+  ),
   tokenRow('a NUL character in the password', { body: { email: 'a@b.io', password: 'pass\u0000word' } }, 401, 'invalid_credentials'),
   tokenRow('a 1025-character password', { body: { email: 'a@b.io', password: 'p'.repeat(1025) } }, 400, 'validation_failed', 'password'),
   tokenRow('a 300 KB password', { body: { email: 'a@b.io', password: 'p'.repeat(300_000) } }, 413, 'payload_too_large'),
   tokenRow('an email with SQL in it', { body: { email: "' OR 1=1 --", password: 'whatever-password' } }, 401, 'invalid_credentials'),
-  tokenRow('an unknown field', { body: { email: 'a@b.io', password: 'whatever-password', role: 'admin' } }, 400, 'validation_failed', 'role'),
+  tokenRow(
+    'an unknown field',
+    { body: { email: 'a@b.io', password: 'whatever-password', role: 'admin' } },
+    400,
+    'validation_failed',
+    'role',
+  ),
   tokenRow('a JSON array', { body: [{ email: 'a@b.io', password: 'whatever-password' }] }, 400, 'validation_failed', '(body)'),
-  tokenRow('a body that is not JSON', { rawBody: 'email=a@b.io&password=x', headers: { 'content-type': 'application/json' } }, 400, 'bad_request'),
-  tokenRow('a form-encoded body', { rawBody: 'email=a%40b.io&password=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } }, 400, 'validation_failed', '(body)'),
-  tokenRow('JSON sent as text/plain', { rawBody: '{"email":"a@b.io","password":"x"}', headers: { 'content-type': 'text/plain' } }, 400, 'validation_failed', '(body)'),
+  tokenRow(
+    'a body that is not JSON',
+    { rawBody: 'email=a@b.io&password=x', headers: { 'content-type': 'application/json' } },
+    400,
+    'bad_request',
+  ),
+  tokenRow(
+    'a form-encoded body',
+    { rawBody: 'email=a%40b.io&password=x', headers: { 'content-type': 'application/x-www-form-urlencoded' } },
+    400,
+    'validation_failed',
+    '(body)',
+  ),
+  tokenRow(
+    'JSON sent as text/plain',
+    { rawBody: '{"email":"a@b.io","password":"x"}', headers: { 'content-type': 'text/plain' } },
+    400,
+    'validation_failed',
+    '(body)',
+  ),
   tokenRow('no body at all', {}, 400, 'validation_failed', '(body)'),
   {
     name: 'GET instead of POST',
@@ -528,7 +704,12 @@ const upgradeRows: UpgradeRow[] = [
   { name: 'a garbage ?token=', query: 'token=garbage', status: 401 },
   { name: '"Authorization: Bearer" with no token', query: '', headers: () => ({ authorization: 'Bearer' }), status: 401 },
   { name: 'a Basic Authorization header', query: '', headers: () => ({ authorization: 'Basic YTpi' }), status: 401 },
-  { name: 'a garbage Bearer header with a valid ?token= (the header wins)', query: 'token=TOKEN', headers: () => ({ authorization: 'Bearer garbage' }), status: 401 },
+  {
+    name: 'a garbage Bearer header with a valid ?token= (the header wins)',
+    query: 'token=TOKEN',
+    headers: () => ({ authorization: 'Bearer garbage' }),
+    status: 401,
+  },
   { name: 'a negative since', query: 'token=TOKEN&since=-1', status: 400 },
   { name: 'a non-numeric since', query: 'token=TOKEN&since=abc', status: 400 },
   { name: 'a fractional since', query: 'token=TOKEN&since=1.5', status: 400 },
@@ -597,30 +778,168 @@ const frameRows: FrameRow[] = [
   { name: 'a binary frame', frame: () => Buffer.from(JSON.stringify({ type: 'ping' })), code: 'binary_not_supported' },
   { name: 'an unknown field on ping', frame: json({ type: 'ping', id: 'p', extra: 1 }), code: 'invalid_request', field: 'extra', id: 'p' },
   { name: 'an id that is an object', frame: json({ type: 'ping', id: { nested: true } }), code: 'invalid_request', field: 'id' },
-  { name: 'a 129-character id', frame: json({ type: 'ping', id: 'i'.repeat(129) }), code: 'invalid_request', field: 'id', id: 'i'.repeat(129) },
-  { name: 'subscribe with null filters', frame: json({ type: 'subscribe', id: 's1', filters: null }), code: 'invalid_request', field: 'filters', id: 's1' },
-  { name: 'subscribe with symbols that is a string', frame: json({ type: 'subscribe', id: 's2', filters: { symbols: 'BTCUSDT' } }), code: 'invalid_request', field: 'filters.symbols', id: 's2' },
-  { name: 'subscribe with an empty symbols list', frame: json({ type: 'subscribe', id: 's3', filters: { symbols: [] } }), code: 'invalid_request', field: 'filters.symbols', id: 's3' },
-  { name: 'subscribe with a bad symbol', frame: json({ type: 'subscribe', id: 's4', filters: { symbols: ['BTC USDT'] } }), code: 'invalid_request', field: 'filters.symbols.0', id: 's4' },
-  { name: 'subscribe with 101 symbols', frame: json({ type: 'subscribe', id: 's5', filters: { symbols: Array.from({ length: 101 }, (_, i) => `S${i}`) } }), code: 'invalid_request', field: 'filters.symbols', id: 's5' },
-  { name: 'subscribe with a provider that is not a UUID', frame: json({ type: 'subscribe', id: 's6', filters: { providers: ['me'] } }), code: 'invalid_request', field: 'filters.providers.0', id: 's6' },
-  { name: 'subscribe with an unknown side', frame: json({ type: 'subscribe', id: 's7', filters: { sides: ['up'] } }), code: 'invalid_request', field: 'filters.sides.0', id: 's7' },
-  { name: 'subscribe with min_confidence over 100', frame: json({ type: 'subscribe', id: 's8', filters: { min_confidence: 101 } }), code: 'invalid_request', field: 'filters.min_confidence', id: 's8' },
-  { name: 'subscribe with min_confidence as a string', frame: json({ type: 'subscribe', id: 's9', filters: { min_confidence: '60' } }), code: 'invalid_request', field: 'filters.min_confidence', id: 's9' },
-  { name: 'subscribe with an unknown filter', frame: json({ type: 'subscribe', id: 's10', filters: { colour: 'red' } }), code: 'invalid_request', field: 'filters.colour', id: 's10' },
-  { name: 'resume without since', frame: json({ type: 'resume', id: 'resume-1' }), code: 'invalid_request', field: 'since', id: 'resume-1' },
-  { name: 'resume with a negative since', frame: json({ type: 'resume', id: 'resume-2', since: -1 }), code: 'invalid_request', field: 'since', id: 'resume-2' },
-  { name: 'resume with since as a string', frame: json({ type: 'resume', id: 'resume-3', since: '5' }), code: 'invalid_request', field: 'since', id: 'resume-3' },
-  { name: 'resume with a fractional since', frame: json({ type: 'resume', id: 'resume-4', since: 1.5 }), code: 'invalid_request', field: 'since', id: 'resume-4' },
-  { name: 'resume with a since beyond 2^53', frame: json({ type: 'resume', id: 'resume-5', since: 1e20 }), code: 'invalid_request', field: 'since', id: 'resume-5' },
+  {
+    name: 'a 129-character id',
+    frame: json({ type: 'ping', id: 'i'.repeat(129) }),
+    code: 'invalid_request',
+    field: 'id',
+    id: 'i'.repeat(129),
+  },
+  {
+    name: 'subscribe with null filters',
+    frame: json({ type: 'subscribe', id: 's1', filters: null }),
+    code: 'invalid_request',
+    field: 'filters',
+    id: 's1',
+  },
+  {
+    name: 'subscribe with symbols that is a string',
+    frame: json({ type: 'subscribe', id: 's2', filters: { symbols: 'BTCUSDT' } }),
+    code: 'invalid_request',
+    field: 'filters.symbols',
+    id: 's2',
+  },
+  {
+    name: 'subscribe with an empty symbols list',
+    frame: json({ type: 'subscribe', id: 's3', filters: { symbols: [] } }),
+    code: 'invalid_request',
+    field: 'filters.symbols',
+    id: 's3',
+  },
+  {
+    name: 'subscribe with a bad symbol',
+    frame: json({ type: 'subscribe', id: 's4', filters: { symbols: ['BTC USDT'] } }),
+    code: 'invalid_request',
+    field: 'filters.symbols.0',
+    id: 's4',
+  },
+  {
+    name: 'subscribe with 101 symbols',
+    frame: json({ type: 'subscribe', id: 's5', filters: { symbols: Array.from({ length: 101 }, (_, i) => `S${i}`) } }),
+    code: 'invalid_request',
+    field: 'filters.symbols',
+    id: 's5',
+  },
+  {
+    name: 'subscribe with a provider that is not a UUID',
+    frame: json({ type: 'subscribe', id: 's6', filters: { providers: ['me'] } }),
+    code: 'invalid_request',
+    field: 'filters.providers.0',
+    id: 's6',
+  },
+  {
+    name: 'subscribe with an unknown side',
+    frame: json({ type: 'subscribe', id: 's7', filters: { sides: ['up'] } }),
+    code: 'invalid_request',
+    field: 'filters.sides.0',
+    id: 's7',
+  },
+  {
+    name: 'subscribe with min_confidence over 100',
+    frame: json({ type: 'subscribe', id: 's8', filters: { min_confidence: 101 } }),
+    code: 'invalid_request',
+    field: 'filters.min_confidence',
+    id: 's8',
+  },
+  {
+    name: 'subscribe with min_confidence as a string',
+    frame: json({ type: 'subscribe', id: 's9', filters: { min_confidence: '60' } }),
+    code: 'invalid_request',
+    field: 'filters.min_confidence',
+    id: 's9',
+  },
+  {
+    name: 'subscribe with an unknown filter',
+    frame: json({ type: 'subscribe', id: 's10', filters: { colour: 'red' } }),
+    code: 'invalid_request',
+    field: 'filters.colour',
+    id: 's10',
+  },
+  {
+    name: 'resume without since',
+    frame: json({ type: 'resume', id: 'resume-1' }),
+    code: 'invalid_request',
+    field: 'since',
+    id: 'resume-1',
+  },
+  {
+    name: 'resume with a negative since',
+    frame: json({ type: 'resume', id: 'resume-2', since: -1 }),
+    code: 'invalid_request',
+    field: 'since',
+    id: 'resume-2',
+  },
+  {
+    name: 'resume with since as a string',
+    frame: json({ type: 'resume', id: 'resume-3', since: '5' }),
+    code: 'invalid_request',
+    field: 'since',
+    id: 'resume-3',
+  },
+  {
+    name: 'resume with a fractional since',
+    frame: json({ type: 'resume', id: 'resume-4', since: 1.5 }),
+    code: 'invalid_request',
+    field: 'since',
+    id: 'resume-4',
+  },
+  {
+    name: 'resume with a since beyond 2^53',
+    frame: json({ type: 'resume', id: 'resume-5', since: 1e20 }),
+    code: 'invalid_request',
+    field: 'since',
+    id: 'resume-5',
+  },
   { name: 'auth without a token', frame: json({ type: 'auth', id: 'a1' }), code: 'invalid_request', field: 'token', id: 'a1' },
-  { name: 'auth with an empty token', frame: json({ type: 'auth', id: 'a2', token: '' }), code: 'invalid_request', field: 'token', id: 'a2' },
-  { name: 'auth with a numeric token', frame: json({ type: 'auth', id: 'a3', token: 42 }), code: 'invalid_request', field: 'token', id: 'a3' },
-  { name: 'auth with a token over 8192 characters', frame: json({ type: 'auth', id: 'a4', token: 't'.repeat(8193) }), code: 'invalid_request', field: 'token', id: 'a4' },
-  { name: 'auth with a garbage token', frame: json({ type: 'auth', id: 'a5', token: 'garbage' }), code: 'invalid_token', field: 'token', id: 'a5' },
-  { name: 'auth with an alg: none token', frame: () => JSON.stringify({ type: 'auth', id: 'a6', token: `${b64({ alg: 'none' })}.${b64(claims({ sub: c.framer.id }))}.` }), code: 'invalid_token', field: 'token', id: 'a6' },
-  { name: 'auth with an expired token', frame: () => JSON.stringify({ type: 'auth', id: 'a7', token: hs256(claims({ sub: c.framer.id, exp: now() - 1 })) }), code: 'invalid_token', field: 'token', id: 'a7' },
-  { name: "auth with another user's token", frame: () => JSON.stringify({ type: 'auth', id: 'a8', token: c.other.token }), code: 'token_user_mismatch', field: 'token', id: 'a8' },
+  {
+    name: 'auth with an empty token',
+    frame: json({ type: 'auth', id: 'a2', token: '' }),
+    code: 'invalid_request',
+    field: 'token',
+    id: 'a2',
+  },
+  {
+    name: 'auth with a numeric token',
+    frame: json({ type: 'auth', id: 'a3', token: 42 }),
+    code: 'invalid_request',
+    field: 'token',
+    id: 'a3',
+  },
+  {
+    name: 'auth with a token over 8192 characters',
+    frame: json({ type: 'auth', id: 'a4', token: 't'.repeat(8193) }),
+    code: 'invalid_request',
+    field: 'token',
+    id: 'a4',
+  },
+  {
+    name: 'auth with a garbage token',
+    frame: json({ type: 'auth', id: 'a5', token: 'garbage' }),
+    code: 'invalid_token',
+    field: 'token',
+    id: 'a5',
+  },
+  {
+    name: 'auth with an alg: none token',
+    frame: () => JSON.stringify({ type: 'auth', id: 'a6', token: `${b64({ alg: 'none' })}.${b64(claims({ sub: c.framer.id }))}.` }),
+    code: 'invalid_token',
+    field: 'token',
+    id: 'a6',
+  },
+  {
+    name: 'auth with an expired token',
+    frame: () => JSON.stringify({ type: 'auth', id: 'a7', token: hs256(claims({ sub: c.framer.id, exp: now() - 1 })) }),
+    code: 'invalid_token',
+    field: 'token',
+    id: 'a7',
+  },
+  {
+    name: "auth with another user's token",
+    frame: () => JSON.stringify({ type: 'auth', id: 'a8', token: c.other.token }),
+    code: 'token_user_mismatch',
+    field: 'token',
+    id: 'a8',
+  },
 ];
 
 /** Frames that end the socket, each on a socket of its own. */
@@ -631,9 +950,17 @@ interface CloseRow {
 }
 
 const closeRows: CloseRow[] = [
-  { name: 'a frame over WS_MAX_PAYLOAD_BYTES (16 KB)', send: (socket) => socket.send(JSON.stringify({ type: 'ping', id: 'x'.repeat(17_000) })), code: 1009 },
+  {
+    name: 'a frame over WS_MAX_PAYLOAD_BYTES (16 KB)',
+    send: (socket) => socket.send(JSON.stringify({ type: 'ping', id: 'x'.repeat(17_000) })),
+    code: 1009,
+  },
   { name: 'a binary frame over WS_MAX_PAYLOAD_BYTES', send: (socket) => socket.send(Buffer.alloc(20_000), { binary: true }), code: 1009 },
-  { name: 'a text frame that is not valid UTF-8', send: (socket) => socket.send(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0xff, 0xfe, 0x7d]), { binary: false }), code: 1007 },
+  {
+    name: 'a text frame that is not valid UTF-8',
+    send: (socket) => socket.send(Buffer.from([0x7b, 0x22, 0xc3, 0x28, 0xff, 0xfe, 0x7d]), { binary: false }),
+    code: 1007,
+  },
 ];
 
 // ---------------------------------------------------------------------------------------------
@@ -700,7 +1027,10 @@ describe('hostile-input corpus', () => {
         });
         expect(response.status, response.text.slice(0, 500)).toBe(200);
         const [first, bad, last] = response.body.results;
-        for (const [neighbour, body] of [[first, before], [last, after]] as const) {
+        for (const [neighbour, body] of [
+          [first, before],
+          [last, after],
+        ] as const) {
           if (neighbour?.status === 201) remember(neighbour.seq);
           expect(neighbour).toMatchObject({ status: 201, result: 'created', signal: { external_id: body.external_id } });
         }
@@ -739,9 +1069,7 @@ describe('hostile-input corpus', () => {
     }
 
     // Tokens signed with the service's own secret, for users that do not exist.
-    const ghosts: { name: string; sub: () => string }[] = [
-      { name: 'an unknown (or deleted) user id', sub: () => randomUUID() },
-    ];
+    const ghosts: { name: string; sub: () => string }[] = [{ name: 'an unknown (or deleted) user id', sub: () => randomUUID() }];
     for (const ghost of ghosts) {
       it(`a well-signed token for ${ghost.name} → 401 unauthorized on HTTP (admin claim too); the socket is closed 4501 unauthorized`, async () => {
         const token = signToken(ghost.sub(), 'subscriber', 600);
@@ -749,7 +1077,11 @@ describe('hostile-input corpus', () => {
         const admin = await c.api.request('GET', '/ws/stats', { token: signToken(ghost.sub(), 'admin', 600) });
         const outcome = await tryUpgrade(c.api, `${c.app.wsUrl}?token=${encodeURIComponent(token)}`);
         const ws = 'opened' in outcome ? { close: await outcome.opened.waitClose(), messages: outcome.opened.messages } : outcome;
-        expect({ http: { status: http.status, code: http.body?.code }, admin: { status: admin.status, code: admin.body?.code }, ws }).toEqual({
+        expect({
+          http: { status: http.status, code: http.body?.code },
+          admin: { status: admin.status, code: admin.body?.code },
+          ws,
+        }).toEqual({
           http: { status: 401, code: 'unauthorized' },
           admin: { status: 401, code: 'unauthorized' },
           ws: { close: { code: 4501, reason: 'unauthorized' }, messages: [] },
@@ -761,7 +1093,11 @@ describe('hostile-input corpus', () => {
       const http = await c.api.request('GET', SIGNALS, { token });
       const admin = await c.api.request('GET', '/ws/stats', { token: signToken('not-a-uuid', 'admin', 600) });
       const outcome = await tryUpgrade(c.api, `${c.app.wsUrl}?token=${encodeURIComponent(token)}`);
-      expect({ http: { status: http.status, code: http.body?.code }, admin: { status: admin.status, code: admin.body?.code }, ws: outcome }).toEqual({
+      expect({
+        http: { status: http.status, code: http.body?.code },
+        admin: { status: admin.status, code: admin.body?.code },
+        ws: outcome,
+      }).toEqual({
         http: { status: 401, code: 'unauthorized' },
         admin: { status: 401, code: 'unauthorized' },
         ws: { refused: 401 },
@@ -861,10 +1197,20 @@ describe('hostile-input corpus', () => {
     expect(listed.status).toBe(200);
     expect.soft(listed.body.has_more).toBe(false);
     const data = listed.body.data as { seq: number; external_id: string }[];
-    expect.soft(data.filter((s) => s.external_id !== marker.external_id).map((s) => s.seq), 'stored signals').toEqual(expected);
+    expect
+      .soft(
+        data.filter((s) => s.external_id !== marker.external_id).map((s) => s.seq),
+        'stored signals',
+      )
+      .toEqual(expected);
     expect.soft(data.filter((s) => s.external_id === marker.external_id)).toHaveLength(1);
 
-    expect.soft(c.api.seen.filter((seen) => seen.status >= 500), 'answers with a 5xx status').toEqual([]);
+    expect
+      .soft(
+        c.api.seen.filter((seen) => seen.status >= 500),
+        'answers with a 5xx status',
+      )
+      .toEqual([]);
     expect(c.api.seen.length).toBeGreaterThan(200);
   });
 });

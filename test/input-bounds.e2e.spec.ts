@@ -39,7 +39,10 @@ describe('input bounds', () => {
     const response = await t.api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey: t.provider.apiKey, body: { signals } });
     expect(response.status).toBe(200);
     expect(response.body.results.map((r: { status: number }) => r.status)).toEqual([201, 400, 201]);
-    expect(response.body.results[1].error).toMatchObject({ code: 'validation_failed', details: [{ field: expect.stringContaining('issued_at') }] });
+    expect(response.body.results[1].error).toMatchObject({
+      code: 'validation_failed',
+      details: [{ field: expect.stringContaining('issued_at') }],
+    });
   });
 
   const badIntegers = ['', '%20', '0x10', '1e3', '-1', '1.5', '%2B5', '99999999999999999'];

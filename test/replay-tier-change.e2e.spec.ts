@@ -19,7 +19,10 @@ describe('a tier change during a replay', () => {
       const signals = Array.from({ length: Math.min(100, count - start) }, (_, i) =>
         signalBody({ note: NOTE, premium: (start + i) % 10 === 0, symbol: 'ETHUSDT' }),
       );
-      const response = await t.api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey: t.provider.apiKey, body: { signals } });
+      const response = await t.api.request('POST', '/api/v1/external-signals/sync/signals', {
+        apiKey: t.provider.apiKey,
+        body: { signals },
+      });
       expect(response.status).toBe(200);
       last = Math.max(...response.body.results.map((r: { seq: number }) => r.seq));
     }

@@ -48,7 +48,6 @@ async function expectRefused(context: { app: TestApp; api: Api }, token: string)
 const context = useApp({ JWT_SECRET_PREVIOUS: PREVIOUS_SECRET });
 
 describe('JWT secret rotation, with JWT_SECRET_PREVIOUS set', () => {
-
   it('accepts a token signed with the previous secret on HTTP, on the WebSocket upgrade and in an auth refresh', async () => {
     const user = await context.api.user('pro');
     const token = signWith(PREVIOUS_SECRET, user.id);
@@ -179,7 +178,9 @@ describe('security headers', () => {
   it('names no other host in connect-src when the Host header is not a plain host', async () => {
     const response = await new Promise<http.IncomingMessage>((resolve, reject) => {
       const { port } = new URL(context.app.baseUrl);
-      http.get({ host: '127.0.0.1', port, path: '/health/live', headers: { host: "evil.example; script-src 'unsafe-inline'" } }, resolve).on('error', reject);
+      http
+        .get({ host: '127.0.0.1', port, path: '/health/live', headers: { host: "evil.example; script-src 'unsafe-inline'" } }, resolve)
+        .on('error', reject);
     });
     response.resume();
     expect(response.statusCode).toBe(200);

@@ -57,7 +57,11 @@ describe('signal sync: validation, batches, ordering', () => {
 
   it('rejects a non-JSON body and an oversized body with JSON errors', async () => {
     const path = '/api/v1/external-signals/sync/signal';
-    const notJson = await api.request('POST', path, { apiKey: provider.apiKey, rawBody: 'hello', headers: { 'content-type': 'application/json' } });
+    const notJson = await api.request('POST', path, {
+      apiKey: provider.apiKey,
+      rawBody: 'hello',
+      headers: { 'content-type': 'application/json' },
+    });
     expect(notJson.status).toBe(400);
     expect(notJson.body.code).toBe('bad_request');
     const huge = await api.sync(provider.apiKey, signalBody({ note: 'x'.repeat(5000) }));
@@ -138,7 +142,11 @@ describe('signal sync: validation, batches, ordering', () => {
     const seqs = responses.map((r) => r.body.seq).sort((a, b) => a - b);
     expect(seqs.at(-1)! - seqs[0]! + 1).toBe(40);
     await flush(api, provider.apiKey, [watcher]);
-    const delivered = watcher.signals().slice(before).filter((m) => m.symbol !== 'MARKER').map((m) => m.seq);
+    const delivered = watcher
+      .signals()
+      .slice(before)
+      .filter((m) => m.symbol !== 'MARKER')
+      .map((m) => m.seq);
     expect(delivered).toEqual(seqs);
   });
 

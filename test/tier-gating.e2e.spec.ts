@@ -51,7 +51,11 @@ describe('tier-gated delivery', () => {
     const all = Object.values(clients).map((c) => c.socket);
     await flush(api, provider.apiKey, all);
 
-    const seen = (socket: WsClient) => socket.signals().filter((m) => m.symbol !== 'MARKER').map((m) => m.seq);
+    const seen = (socket: WsClient) =>
+      socket
+        .signals()
+        .filter((m) => m.symbol !== 'MARKER')
+        .map((m) => m.seq);
     expect(seen(clients.free.socket)).toEqual([regular.body.seq]);
     expect(seen(clients.basic.socket)).toEqual([regular.body.seq]);
     expect(seen(clients.pro.socket)).toEqual([premium.body.seq, regular.body.seq]);
@@ -134,7 +138,11 @@ describe('tier-gated delivery', () => {
     const after = await api.sync(provider.apiKey, signalBody({ premium: true }));
     await flush(api, provider.apiKey, [up.socket, down.socket]);
 
-    const premiumSeqs = (socket: WsClient) => socket.signals().filter((m) => m.premium).map((m) => m.seq);
+    const premiumSeqs = (socket: WsClient) =>
+      socket
+        .signals()
+        .filter((m) => m.premium)
+        .map((m) => m.seq);
     expect(premiumSeqs(up.socket)).toEqual([after.body.seq]);
     expect(premiumSeqs(down.socket)).toEqual([before.body.seq]);
   });

@@ -75,7 +75,9 @@ describe('the web page, in Chromium', () => {
     await rows(freeView.page, regular.external_id as string).waitFor();
     await expect.poll(() => rows(freeView.page, premium.external_id as string).count(), { timeout: 1_500, interval: 500 }).toBe(0);
     await expect(freeView.page.locator('.premium').count()).resolves.toBe(0);
-    await expect(freeView.page.getByText('Premium signals are published for pro and elite subscribers', { exact: false }).count()).resolves.toBe(1);
+    await expect(
+      freeView.page.getByText('Premium signals are published for pro and elite subscribers', { exact: false }).count(),
+    ).resolves.toBe(1);
 
     await ctx.api.sync(ctx.provider.apiKey, { ...regular, note: 'stop moved to break-even', stop_loss: '3120.5' });
     for (const view of [proView, freeView]) {
@@ -115,7 +117,8 @@ describe('the web page, in Chromium', () => {
     await signIn(adminView.page, ADMIN.email, ADMIN.password); // the admin's own feed: one socket
     await adminView.page.getByRole('link', { name: 'Dashboard' }).click();
     const shown = async () => Number(await adminView.page.getByTestId('stat-connections').textContent());
-    const actual = async () => (await ctx.api.request('GET', '/ws/stats', { token: await ctx.api.admin() })).body.total_connections as number;
+    const actual = async () =>
+      (await ctx.api.request('GET', '/ws/stats', { token: await ctx.api.admin() })).body.total_connections as number;
 
     const before = await actual();
     const subscribers = [];
@@ -153,7 +156,13 @@ describe('the web page, in Chromium', () => {
     const user = await ctx.api.user('pro');
     const view = await pageFor();
     // A session whose token ends in 8 s, as the page would have stored it after signing in.
-    const session = { token: signToken(user.id, 'subscriber', 8), email: user.email, userId: user.id, role: 'subscriber', expiresAt: Date.now() + 8_000 };
+    const session = {
+      token: signToken(user.id, 'subscriber', 8),
+      email: user.email,
+      userId: user.id,
+      role: 'subscriber',
+      expiresAt: Date.now() + 8_000,
+    };
     await view.page.addInitScript((stored) => sessionStorage.setItem('signalcast.session', stored), JSON.stringify(session));
     await view.page.goto('/');
     await badge(view.page).getByText('Live').waitFor();
@@ -174,7 +183,7 @@ describe('the web page, in Chromium', () => {
     expect(pageErrors(view.problems)).toEqual([]);
   });
 
-  it('another user signing in after a polled session ended sees none of the previous user\'s rows', async () => {
+  it("another user signing in after a polled session ended sees none of the previous user's rows", async () => {
     const gate = await startHttpGate(Number(new URL(ctx.app.baseUrl).port));
     try {
       gate.refuseUpgrades(true); // polling: no welcome ever says who the user is
@@ -182,7 +191,13 @@ describe('the web page, in Chromium', () => {
       const free = await ctx.api.user('free');
       const view = await openPage(browser, gate.baseUrl, { width: 1280, height: 720 });
       opened.push({ problems: view.problems, close: () => view.context.close() });
-      const session = { token: signToken(elite.id, 'subscriber', 25), email: elite.email, userId: elite.id, role: 'subscriber', expiresAt: Date.now() + 25_000 };
+      const session = {
+        token: signToken(elite.id, 'subscriber', 25),
+        email: elite.email,
+        userId: elite.id,
+        role: 'subscriber',
+        expiresAt: Date.now() + 25_000,
+      };
       await view.page.addInitScript((stored) => sessionStorage.setItem('signalcast.session', stored), JSON.stringify(session));
       await view.page.goto('/');
       await badge(view.page).getByText('Polling').waitFor({ timeout: 20_000 });
@@ -208,7 +223,13 @@ describe('the web page, in Chromium', () => {
     const admin = (await ctx.api.request('POST', '/api/auth/token', { body: ADMIN })).body.access_token as string;
     const adminId = JSON.parse(Buffer.from(admin.split('.')[1]!, 'base64url').toString()).sub as string;
     const view = await pageFor();
-    const session = { token: signToken(adminId, 'admin', 7), email: ADMIN.email, userId: adminId, role: 'admin', expiresAt: Date.now() + 7_000 };
+    const session = {
+      token: signToken(adminId, 'admin', 7),
+      email: ADMIN.email,
+      userId: adminId,
+      role: 'admin',
+      expiresAt: Date.now() + 7_000,
+    };
     await view.page.addInitScript(
       ([stored, id]) => {
         sessionStorage.setItem('signalcast.session', stored!);
@@ -267,7 +288,7 @@ describe('the web page, in Chromium', () => {
     expect(view.problems).toEqual([]);
   });
 
-  it('works from the keyboard alone, and at a phone\'s width nothing but the table scrolls sideways', async () => {
+  it("works from the keyboard alone, and at a phone's width nothing but the table scrolls sideways", async () => {
     const user = await ctx.api.user('pro');
     const view = await openPage(browser, ctx.app.baseUrl, { width: 390, height: 844 });
     opened.push({ problems: view.problems, close: () => view.context.close() });
@@ -341,8 +362,14 @@ describe('the web page across a server restart (separate processes on PostgreSQL
     await signIn(view.page, user.email, PASSWORD);
 
     await main.stop('SIGTERM');
-    await badge(view.page).getByText(/Reconnecting in \d+ s/).waitFor({ timeout: 10_000 });
-    const whileDown = [signalBody({ symbol: 'DOWNUSD' }), signalBody({ symbol: 'DOWNUSD', premium: true }), signalBody({ symbol: 'DOWNUSD' })];
+    await badge(view.page)
+      .getByText(/Reconnecting in \d+ s/)
+      .waitFor({ timeout: 10_000 });
+    const whileDown = [
+      signalBody({ symbol: 'DOWNUSD' }),
+      signalBody({ symbol: 'DOWNUSD', premium: true }),
+      signalBody({ symbol: 'DOWNUSD' }),
+    ];
     for (const signal of whileDown) expect((await otherApi.sync(provider.apiKey, signal)).status).toBe(201);
     main = await start('web-a2', port);
     await badge(view.page).getByText('Live').waitFor({ timeout: 40_000 });

@@ -4,10 +4,10 @@ import { useTestApp } from './support/test-app.js';
 
 describe('WebSocket protocol and stats', () => {
   const t = useTestApp({
-      WS_MAX_SOCKETS_PER_USER: '2',
-      WS_MAX_PAYLOAD_BYTES: '1024',
-      CORS_ORIGINS: 'https://app.example.com',
-    });
+    WS_MAX_SOCKETS_PER_USER: '2',
+    WS_MAX_PAYLOAD_BYTES: '1024',
+    CORS_ORIGINS: 'https://app.example.com',
+  });
 
   it('answers ping with pong, echoing the request id', async () => {
     const user = await t.api.user('free');

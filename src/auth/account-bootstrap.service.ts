@@ -106,7 +106,11 @@ export class AccountBootstrapService implements OnApplicationBootstrap {
     const port = this.config.get('PORT');
     await writeFile(
       file,
-      JSON.stringify({ base_url: `http://localhost:${port}`, password: DEMO_PASSWORD, accounts: DEMO_ACCOUNTS, provider_api_key: key }, null, 2),
+      JSON.stringify(
+        { base_url: `http://localhost:${port}`, password: DEMO_PASSWORD, accounts: DEMO_ACCOUNTS, provider_api_key: key },
+        null,
+        2,
+      ),
       { mode: 0o600 },
     );
     // Printed straight to the terminal, not through the logger: log shippers never see the demo key.

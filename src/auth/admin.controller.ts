@@ -38,16 +38,18 @@ export class AdminController {
 
   @Get('users')
   @ApiOperation({ summary: 'Users ordered by email (then id), a page at a time; follow next_cursor until it is null' })
-  @ApiQuery({ name: 'email', required: false, description: 'case-insensitive substring of the email, matched literally (% and _ are not wildcards)' })
+  @ApiQuery({
+    name: 'email',
+    required: false,
+    description: 'case-insensitive substring of the email, matched literally (% and _ are not wildcards)',
+  })
   @ApiQuery({ name: 'cursor', required: false, description: 'the next_cursor of the previous page (opaque)' })
   @ApiQuery({
     name: 'limit',
     required: false,
     description: `page size, 1 to ${USERS_PAGE_MAX} (decimal digits); default ${USERS_PAGE_DEFAULT}`,
   })
-  async listUsers(
-    @Query(listUsersQueryPipe) query: ListUsersQuery,
-  ): Promise<{ data: UserView[]; next_cursor: string | null }> {
+  async listUsers(@Query(listUsersQueryPipe) query: ListUsersQuery): Promise<{ data: UserView[]; next_cursor: string | null }> {
     const page = await this.users.list(query);
     return { data: page.users.map(toUserView), next_cursor: page.next ? encodeUserCursor(page.next) : null };
   }
@@ -70,9 +72,7 @@ export class AdminController {
 
   @Post('users/:id/api-keys')
   @ApiOperation({ summary: 'Create an API key for a provider; the key is shown only in this response' })
-  async createApiKey(
-    @Param('id', idPipe) id: string,
-  ): Promise<{ id: string; key: string; prefix: string; created_at: string }> {
+  async createApiKey(@Param('id', idPipe) id: string): Promise<{ id: string; key: string; prefix: string; created_at: string }> {
     const created = await this.users.createApiKey(id);
     return { id: created.id, key: created.key, prefix: created.prefix, created_at: created.createdAt.toISOString() };
   }

@@ -8,7 +8,10 @@ export const tokenRequestSchema = z.strictObject({
 });
 
 export const createUserSchema = z.strictObject({
-  email: z.email().max(254).transform((email) => email.toLowerCase()),
+  email: z
+    .email()
+    .max(254)
+    .transform((email) => email.toLowerCase()),
   password: z.string().min(12, 'must be at least 12 characters').max(1024),
   role: z.enum(Role).default('subscriber'),
   tier: z.enum(Tier).default('free'),

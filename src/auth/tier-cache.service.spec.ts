@@ -29,7 +29,13 @@ function setup(tiers: Record<string, Tier>, ttlMs = 60_000) {
 describe('TierCache', () => {
   it('loads all uncached users of a request in one query, then serves them from memory', async () => {
     const { cache, users } = setup({ a: 'free', b: 'pro', c: 'elite' });
-    expect(await cache.getMany(['a', 'b', 'c', 'ghost'])).toEqual(new Map([['a', 'free'], ['b', 'pro'], ['c', 'elite']]));
+    expect(await cache.getMany(['a', 'b', 'c', 'ghost'])).toEqual(
+      new Map([
+        ['a', 'free'],
+        ['b', 'pro'],
+        ['c', 'elite'],
+      ]),
+    );
     expect(users.findTiers).toHaveBeenCalledTimes(1);
     expect(users.findTiers).toHaveBeenCalledWith(['a', 'b', 'c', 'ghost']);
 
@@ -78,7 +84,12 @@ describe('TierCache', () => {
     await cache.getMany(['a', 'b']);
     bus.down = true;
     tiers.a = 'free'; // downgraded through another instance, whose message is lost
-    expect(await cache.getMany(['a', 'b'])).toEqual(new Map([['a', 'free'], ['b', 'elite']]));
+    expect(await cache.getMany(['a', 'b'])).toEqual(
+      new Map([
+        ['a', 'free'],
+        ['b', 'elite'],
+      ]),
+    );
     expect(users.findTiers).toHaveBeenCalledTimes(2);
     expect(users.findTiers).toHaveBeenLastCalledWith(['a', 'b']);
     bus.down = false;

@@ -47,17 +47,13 @@ export class TokenService {
 
   issue(userId: string, role: Role): { accessToken: string; expiresIn: number } {
     const expiresIn = this.config.get('JWT_TTL_SECONDS');
-    const accessToken = jwt.sign(
-      { role },
-      this.signingKey,
-      {
-        algorithm: 'HS256',
-        subject: userId,
-        issuer: this.verifyOptions.issuer as string,
-        audience: this.verifyOptions.audience as string,
-        expiresIn,
-      },
-    );
+    const accessToken = jwt.sign({ role }, this.signingKey, {
+      algorithm: 'HS256',
+      subject: userId,
+      issuer: this.verifyOptions.issuer as string,
+      audience: this.verifyOptions.audience as string,
+      expiresIn,
+    });
     return { accessToken, expiresIn };
   }
 

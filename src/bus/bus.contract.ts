@@ -22,8 +22,7 @@ export function describeBusContract(name: string, makeInstance: () => Promise<Bu
       await Promise.all(opened.splice(0).map((fixture) => fixture.close()));
     });
 
-    const event = (seq: number): SignalEvent =>
-      ({ type: 'signal', seq, minTier: 'free', signal: { seq } }) as unknown as SignalEvent;
+    const event = (seq: number): SignalEvent => ({ type: 'signal', seq, minTier: 'free', signal: { seq } }) as unknown as SignalEvent;
 
     it('runs local handlers synchronously inside publish, once, in order', async () => {
       const { bus } = await instance();

@@ -39,7 +39,10 @@ export class RedisClients {
       maxRetriesPerRequest: null,
       connectionName: `signalcast-sub-${instanceId}`,
     });
-    for (const [name, client] of [['command', this.command], ['subscriber', this.subscriber]] as const) {
+    for (const [name, client] of [
+      ['command', this.command],
+      ['subscriber', this.subscriber],
+    ] as const) {
       // Without a listener, an 'error' event would crash the process; reconnects are automatic.
       client.on('error', (error: Error) => this.logger.warn(`${name} connection: ${error.message}`));
     }

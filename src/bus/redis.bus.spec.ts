@@ -114,7 +114,9 @@ describe('redis: between instances', () => {
     try {
       const [seconds] = await admin.time();
       const members = await admin.zrange(`${a!.prefix}instances`, 0, -1, 'WITHSCORES');
-      const scores = Object.fromEntries(Array.from({ length: members.length / 2 }, (_, i) => [members[2 * i]!, Number(members[2 * i + 1])]));
+      const scores = Object.fromEntries(
+        Array.from({ length: members.length / 2 }, (_, i) => [members[2 * i]!, Number(members[2 * i + 1])]),
+      );
       expect(Object.keys(scores).sort()).toEqual([a!.instanceId, b!.instanceId].sort());
       for (const score of Object.values(scores)) expect(Math.abs(score - Number(seconds) * 1000)).toBeLessThan(5_000);
 

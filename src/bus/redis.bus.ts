@@ -100,7 +100,9 @@ export class RedisBus extends MessageBus {
     try {
       await Promise.race([
         this.redis.subscriber.ping(),
-        new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('Redis did not answer the fence in time')), FENCE_TIMEOUT_MS))),
+        new Promise(
+          (_, reject) => (timer = setTimeout(() => reject(new Error('Redis did not answer the fence in time')), FENCE_TIMEOUT_MS)),
+        ),
       ]);
     } catch (error) {
       if (!this.unverified) {

@@ -17,7 +17,9 @@ export function serveAsyncApi(app: NestExpressApplication, file = ASYNCAPI_FILE)
   app.use((request: Request, response: Response, next: NextFunction) => {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || request.path !== ASYNCAPI_ROUTE) return next();
     if (!existsSync(file)) {
-      response.status(404).json({ code: 'not_found', message: 'The AsyncAPI document (docs/asyncapi.yaml) is not deployed with this build' });
+      response
+        .status(404)
+        .json({ code: 'not_found', message: 'The AsyncAPI document (docs/asyncapi.yaml) is not deployed with this build' });
       return;
     }
     response.setHeader('Content-Type', 'application/yaml; charset=utf-8');

@@ -33,7 +33,7 @@ export class HttpExceptionFilter implements ExceptionFilter {
     const response = host.switchToHttp().getResponse<Response>();
     const error = this.toAppError(exception);
     if (error.status >= 500 && error.code !== 'database_unavailable') {
-      this.logger.error(exception instanceof Error ? exception.stack ?? exception.message : String(exception));
+      this.logger.error(exception instanceof Error ? (exception.stack ?? exception.message) : String(exception));
     }
     for (const [name, value] of Object.entries(error.headers ?? {})) response.setHeader(name, value);
     // An error is never cached (a static file's year-long header must not stick to its 416).

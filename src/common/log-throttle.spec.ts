@@ -5,7 +5,11 @@ describe('throttled', () => {
   it('logs the first call at once, then at most once per interval', () => {
     let now = 1_000;
     const lines: string[] = [];
-    const log = throttled(10_000, (line: string) => lines.push(line), () => now);
+    const log = throttled(
+      10_000,
+      (line: string) => lines.push(line),
+      () => now,
+    );
     log('a');
     log('b');
     now += 9_999;

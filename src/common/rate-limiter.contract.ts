@@ -9,10 +9,7 @@ export interface RateLimiterFixture {
 }
 
 /** Shared by every implementation, on the real clock; `make` builds a limiter with that limit. */
-export function describeRateLimiterContract(
-  name: string,
-  make: (capacity: number, windowMs: number) => Promise<RateLimiterFixture>,
-): void {
+export function describeRateLimiterContract(name: string, make: (capacity: number, windowMs: number) => Promise<RateLimiterFixture>): void {
   describe(`${name}: RateLimiter contract`, () => {
     const opened: RateLimiterFixture[] = [];
     const limiter = async (capacity: number, windowMs: number) => {

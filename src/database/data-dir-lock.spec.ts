@@ -43,7 +43,13 @@ describe('DataDirLock', () => {
 
   it('judges a holder in another pid namespace by its heartbeat, and one from another boot as gone', () => {
     const { dir, file } = fresh();
-    const elsewhere = { pid: 1, started: '1', pidNamespace: 'pid:[1]', token: 'other', boot: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim() };
+    const elsewhere = {
+      pid: 1,
+      started: '1',
+      pidNamespace: 'pid:[1]',
+      token: 'other',
+      boot: readFileSync('/proc/sys/kernel/random/boot_id', 'utf8').trim(),
+    };
     expect(readlinkSync('/proc/self/ns/pid')).not.toBe(elsewhere.pidNamespace);
     writeFileSync(file, JSON.stringify(elsewhere));
     expect(() => DataDirLock.acquire(dir)).toThrow(DataDirInUseError);

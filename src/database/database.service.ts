@@ -33,11 +33,7 @@ export class DatabaseService implements OnApplicationShutdown {
       if (applied.length) this.logger.log(`Applied migrations: ${applied.join(', ')}`);
     }
     this.client = new PrismaClient({ adapter: this.opened.adapter });
-    this.logger.log(
-      this.opened.kind === 'pglite'
-        ? `Embedded database (PGlite) in ${this.config.get('DATA_DIR')}`
-        : 'PostgreSQL database',
-    );
+    this.logger.log(this.opened.kind === 'pglite' ? `Embedded database (PGlite) in ${this.config.get('DATA_DIR')}` : 'PostgreSQL database');
   }
 
   /** Readiness: one round trip, bounded in time. */

@@ -2,10 +2,7 @@ import { readFile, readdir, mkdir, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
-import {
-  bindMigrationAwareSqlAdapterFactory,
-  type SqlMigrationAwareDriverAdapterFactory,
-} from '@prisma/driver-adapter-utils';
+import { bindMigrationAwareSqlAdapterFactory, type SqlMigrationAwareDriverAdapterFactory } from '@prisma/driver-adapter-utils';
 import type { MigrationList, SchemaEngine } from '@prisma/schema-engine-wasm';
 
 /** `prisma/` sits two levels above both `src/database/` and `dist/database/`. */
@@ -26,10 +23,7 @@ function loadBindings(): Promise<Bindings> {
   bindings ??= (async () => {
     const bg = await import('@prisma/schema-engine-wasm/schema_engine_bg');
     const require = createRequire(import.meta.url);
-    const wasmPath = path.join(
-      path.dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg')),
-      'schema_engine_bg.wasm',
-    );
+    const wasmPath = path.join(path.dirname(require.resolve('@prisma/schema-engine-wasm/schema_engine_bg')), 'schema_engine_bg.wasm');
     const { instance } = await WebAssembly.instantiate(await readFile(wasmPath), {
       './schema_engine_bg.js': bg as unknown as WebAssembly.ModuleImports,
     });
@@ -54,7 +48,11 @@ async function withEngine<T>(adapter: SqlMigrationAwareDriverAdapterFactory, wor
     connectToShadowDb: { value: async () => track(await adapter.connectToShadowDb()) },
   });
   const track = <C extends { dispose(): Promise<void> }>(connection: C): C => (opened.push(connection), connection);
-  const engine = await SchemaEngine.new({ datamodels: [[SCHEMA_PATH, schema]] }, () => undefined, bindMigrationAwareSqlAdapterFactory(tracked));
+  const engine = await SchemaEngine.new(
+    { datamodels: [[SCHEMA_PATH, schema]] },
+    () => undefined,
+    bindMigrationAwareSqlAdapterFactory(tracked),
+  );
   try {
     return await work(engine);
   } finally {
@@ -93,11 +91,12 @@ async function readMigrations(): Promise<MigrationList> {
 }
 
 /** Applies pending migrations exactly as `prisma migrate deploy` would; returns their names. */
-export async function applyMigrations(
-  adapter: SqlMigrationAwareDriverAdapterFactory,
-): Promise<string[]> {
+export async function applyMigrations(adapter: SqlMigrationAwareDriverAdapterFactory): Promise<string[]> {
   const migrationsList = await readMigrations();
-  return withEngine(adapter, async (engine) => (await engine.applyMigrations({ migrationsList, filters: NO_FILTERS })).appliedMigrationNames);
+  return withEngine(
+    adapter,
+    async (engine) => (await engine.applyMigrations({ migrationsList, filters: NO_FILTERS })).appliedMigrationNames,
+  );
 }
 
 /**
@@ -122,10 +121,7 @@ export async function pendingSchemaChange(adapter: SqlMigrationAwareDriverAdapte
 }
 
 /** Writes prisma/migrations/<timestamp>_<name>/migration.sql for the pending schema change. */
-export async function createMigration(
-  adapter: SqlMigrationAwareDriverAdapterFactory,
-  name: string,
-): Promise<string | null> {
+export async function createMigration(adapter: SqlMigrationAwareDriverAdapterFactory, name: string): Promise<string | null> {
   const sql = await pendingSchemaChange(adapter);
   if (sql === null) return null;
   const stamp = new Date().toISOString().replace(/\D/g, '').slice(0, 14);

@@ -10,7 +10,10 @@ const connection = (userId: string) =>
   new Connection({} as WebSocket, { userId, role: 'subscriber', tokenExpiresAt: 0 }, TokenBucket.perSecond(1, 1));
 const follows = (...symbols: string[]): SignalFilter => ({ symbols: new Set(symbols) });
 const audience = (registry: ConnectionRegistry, symbol: string) =>
-  registry.audienceOf(symbol).flatMap((sockets) => [...sockets].map((c) => c.userId)).sort();
+  registry
+    .audienceOf(symbol)
+    .flatMap((sockets) => [...sockets].map((c) => c.userId))
+    .sort();
 
 describe('ConnectionRegistry symbol index', () => {
   it('offers a symbol only to its followers and to sockets that name no symbol', () => {

@@ -73,11 +73,14 @@ export class Connection {
   later(ms: number, fn: () => void): Timer {
     const handle: Timer = { deadline: Date.now() + Math.max(0, ms) };
     const arm = () => {
-      const timer = setTimeout(() => {
-        this.timers.delete(timer);
-        if (Date.now() < handle.deadline) return arm();
-        fn();
-      }, Math.min(MAX_TIMER_MS, Math.max(0, handle.deadline - Date.now())));
+      const timer = setTimeout(
+        () => {
+          this.timers.delete(timer);
+          if (Date.now() < handle.deadline) return arm();
+          fn();
+        },
+        Math.min(MAX_TIMER_MS, Math.max(0, handle.deadline - Date.now())),
+      );
       timer.unref();
       this.timers.add(timer);
       handle.timer = timer;

@@ -148,9 +148,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
           events = await this.signals.revisionsBetween(this.deliveredSeq, untilSeq, GAP_PAGE);
         } catch (error) {
           if (attempt >= GAP_RETRIES) {
-            this.logger.error(
-              `Cannot refill seq ${this.deliveredSeq + 1}..${untilSeq - 1} yet: ${(error as Error).message}`,
-            );
+            this.logger.error(`Cannot refill seq ${this.deliveredSeq + 1}..${untilSeq - 1} yet: ${(error as Error).message}`);
             return false;
           }
           await new Promise((resolve) => setTimeout(resolve, 200 * attempt));

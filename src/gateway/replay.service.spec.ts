@@ -24,9 +24,14 @@ const event = (seq: number) => signalEvent(seq);
 async function setup(stored: SignalEvent[], deliveredAtStart: number, pageSize: number) {
   const config = strictMock<AppConfig>({
     get: ((key: string) =>
-      ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: 60_000, WS_MAX_BUFFERED_BYTES: 1 << 20, WS_REPLAY_MAX: 100, WS_REPLAY_PAGE_SIZE: pageSize, BUS_CATCHUP_INTERVAL_MS: 60_000 })[
-        key
-      ]) as AppConfig['get'],
+      ({
+        TIER_CACHE_MAX: 100,
+        TIER_CACHE_TTL_MS: 60_000,
+        WS_MAX_BUFFERED_BYTES: 1 << 20,
+        WS_REPLAY_MAX: 100,
+        WS_REPLAY_PAGE_SIZE: pageSize,
+        BUS_CATCHUP_INTERVAL_MS: 60_000,
+      })[key]) as AppConfig['get'],
   });
   const bus = new InProcessBus();
   const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', 'pro' as const]]) }), bus, config);
@@ -74,7 +79,7 @@ describe('ReplayService seam', () => {
     expect(signalsSent()).toEqual([1]);
   });
 
-  it("closes at once, out of the registry, the socket of a user who is gone, before the client answers the close", async () => {
+  it('closes at once, out of the registry, the socket of a user who is gone, before the client answers the close', async () => {
     const { registry, replay } = await setup([event(1)], 1, 10);
     const socket = {
       OPEN: 1,
@@ -85,7 +90,11 @@ describe('ReplayService seam', () => {
       close: vi.fn(() => void (socket.readyState = 2)),
       terminate: vi.fn(),
     };
-    const connection = new Connection(socket as unknown as WebSocket, { userId: 'gone', role: 'subscriber' }, TokenBucket.perSecond(100, 100));
+    const connection = new Connection(
+      socket as unknown as WebSocket,
+      { userId: 'gone', role: 'subscriber' },
+      TokenBucket.perSecond(100, 100),
+    );
     registry.add(connection);
     await replay.resume(connection, 0);
     expect(socket.close).toHaveBeenCalledWith(4501, 'unauthorized');

@@ -99,11 +99,7 @@ describe('SignalsGateway', () => {
     releaseTiers();
     await Promise.all(upgrades.map(({ handled }) => handled));
     expect(registry.connectionCount).toBe(DESCRIPTOR_CAP);
-    expect(upgrades.map(({ socket }) => socket.closedWith ?? 'open')).toEqual([
-      ...Array<string>(DESCRIPTOR_CAP).fill('open'),
-      1013,
-      1013,
-    ]);
+    expect(upgrades.map(({ socket }) => socket.closedWith ?? 'open')).toEqual([...Array<string>(DESCRIPTOR_CAP).fill('open'), 1013, 1013]);
   });
 
   it('reads its configuration once, when it is built', async () => {

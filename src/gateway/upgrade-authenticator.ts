@@ -10,9 +10,7 @@ import { AppConfig } from '../config/app-config.js';
 import { filterFromQuery, type SignalFilter } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
-export type UpgradeDecision =
-  | { ok: true; principal: Principal }
-  | { ok: false; status: 400 | 401 | 403 | 503; message: string };
+export type UpgradeDecision = { ok: true; principal: Principal } | { ok: false; status: 400 | 401 | 403 | 503; message: string };
 
 interface UpgradeContext {
   principal: Principal;
@@ -37,7 +35,9 @@ function openDescriptors(): number {
 /** The process's soft open-files limit (Linux `/proc/self/limits`); unbounded where unknown. */
 function openFilesLimit(): number {
   try {
-    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const line = readFileSync('/proc/self/limits', 'utf8')
+      .split('\n')
+      .find((l) => l.startsWith('Max open files'));
     const soft = Number(line?.split(/\s{2,}/)[1]);
     return Number.isFinite(soft) && soft > 0 ? soft : Number.POSITIVE_INFINITY;
   } catch {

@@ -50,8 +50,7 @@ export type ClientRequest = z.output<typeof clientRequestSchema>;
 export const CLIENT_REQUEST_TYPES = new Set(['ping', 'subscribe', 'unsubscribe', 'resume', 'auth']);
 
 export type ParsedFrame =
-  | { ok: true; request: ClientRequest }
-  | { ok: false; code: WsErrorCode; message: string; field?: string; id?: RequestId };
+  { ok: true; request: ClientRequest } | { ok: false; code: WsErrorCode; message: string; field?: string; id?: RequestId };
 
 /** Parses and validates one client frame. */
 export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
@@ -78,5 +77,11 @@ export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
   const issue = parsed.error.issues[0]!;
   const path = issue.code === 'unrecognized_keys' ? [...issue.path, issue.keys[0]!] : issue.path;
   const field = path.map(String).join('.') || 'type';
-  return { ok: false, code: 'invalid_request', message: `${field}: ${issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message}`, field, id: requestId };
+  return {
+    ok: false,
+    code: 'invalid_request',
+    message: `${field}: ${issue.code === 'unrecognized_keys' ? 'unknown field' : issue.message}`,
+    field,
+    id: requestId,
+  };
 }

@@ -19,12 +19,40 @@ describe('the description of a signal', () => {
 
   it('keeps the columns in the order of the writer and of the content hash', () => {
     expect(SIGNAL_COLUMNS.map(({ name }) => name)).toEqual([
-      'id', 'seq', 'provider_id', 'external_id', 'symbol', 'market', 'side', 'entry', 'stop_loss', 'take_profits',
-      'confidence', 'timeframe', 'note', 'min_tier', 'status', 'version', 'issued_at', 'received_at', 'expires_at',
+      'id',
+      'seq',
+      'provider_id',
+      'external_id',
+      'symbol',
+      'market',
+      'side',
+      'entry',
+      'stop_loss',
+      'take_profits',
+      'confidence',
+      'timeframe',
+      'note',
+      'min_tier',
+      'status',
+      'version',
+      'issued_at',
+      'received_at',
+      'expires_at',
     ]);
     expect(CONTENT_COLUMNS).toEqual([
-      'symbol', 'market', 'side', 'entry', 'stop_loss', 'take_profits', 'confidence', 'timeframe', 'note', 'min_tier',
-      'status', 'issued_at', 'expires_at',
+      'symbol',
+      'market',
+      'side',
+      'entry',
+      'stop_loss',
+      'take_profits',
+      'confidence',
+      'timeframe',
+      'note',
+      'min_tier',
+      'status',
+      'issued_at',
+      'expires_at',
     ]);
   });
 

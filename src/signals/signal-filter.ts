@@ -30,16 +30,14 @@ export const signalFilterSchema = z
     min_confidence: z.number().int().min(0).max(100).optional(),
     premium: z.boolean().optional(),
   })
-  .transform(
-    (wire): SignalFilter => ({
-      ...(wire.symbols && { symbols: new Set(wire.symbols) }),
-      ...(wire.markets && { markets: new Set(wire.markets) }),
-      ...(wire.providers && { providers: new Set(wire.providers) }),
-      ...(wire.sides && { sides: new Set(wire.sides) }),
-      ...(wire.min_confidence !== undefined && { minConfidence: wire.min_confidence }),
-      ...(wire.premium !== undefined && { premium: wire.premium }),
-    }),
-  );
+  .transform((wire): SignalFilter => ({
+    ...(wire.symbols && { symbols: new Set(wire.symbols) }),
+    ...(wire.markets && { markets: new Set(wire.markets) }),
+    ...(wire.providers && { providers: new Set(wire.providers) }),
+    ...(wire.sides && { sides: new Set(wire.sides) }),
+    ...(wire.min_confidence !== undefined && { minConfidence: wire.min_confidence }),
+    ...(wire.premium !== undefined && { premium: wire.premium }),
+  }));
 
 const QUERY_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
 

@@ -31,8 +31,7 @@ export const syncSignalSchema = z
     take_profits: z.array(price).max(10, 'at most 10 targets').default([]),
     confidence: z.number().int('must be an integer').min(0).max(100),
     timeframe: z.string().regex(/^[1-9]\d{0,3}(s|m|h|d|w|M)$/, 'must look like 1m, 15m, 4h, 1d, 1w'),
-    note: storableText(z.string().max(2000)).nullable()
-      .default(null),
+    note: storableText(z.string().max(2000)).nullable().default(null),
     premium: z.boolean().default(false),
     status: z.enum(SignalStatus).default('active'),
     issued_at: isoTimestamp,

@@ -8,13 +8,7 @@ import { AppError, type ErrorDetail } from '../common/app-error.js';
 import { ApiZodBody } from '../common/openapi.js';
 import { validationError, ZodValidationPipe, zodIssues } from '../common/zod-validation.pipe.js';
 import { AppConfig } from '../config/app-config.js';
-import {
-  listSignalsQuerySchema,
-  syncBatchSchema,
-  syncSignalSchema,
-  type ListSignalsQuery,
-  type SyncSignalInput,
-} from './signal.dto.js';
+import { listSignalsQuerySchema, syncBatchSchema, syncSignalSchema, type ListSignalsQuery, type SyncSignalInput } from './signal.dto.js';
 import { filterFromQuery } from './signal-filter.js';
 import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
 import { SignalsService } from './signals.service.js';
@@ -68,10 +62,7 @@ export class SignalsController {
   @UseGuards(ApiKeyGuard)
   @ApiHeader({ name: 'X-Api-Key', required: true })
   @ApiOperation({ summary: 'Upsert a batch of signals; each item is answered individually, in order' })
-  async syncMany(
-    @CurrentPrincipal() provider: Principal,
-    @Body() body: unknown,
-  ): Promise<{ results: BatchItemResponse[] }> {
+  async syncMany(@CurrentPrincipal() provider: Principal, @Body() body: unknown): Promise<{ results: BatchItemResponse[] }> {
     const envelope = this.batchSchema.safeParse(body);
     if (!envelope.success) throw validationError(zodIssues(envelope.error));
     const results: BatchItemResponse[] = [];
@@ -85,7 +76,10 @@ export class SignalsController {
       const details = zodIssues(parsed.error).map((d) => ({ ...d, field: `signals[${index}].${d.field}` }));
       results[index] = { index, status: 400, error: validationError(details).toJSON() };
     });
-    const settled = await this.signals.syncEach(provider.userId, valid.map((item) => item.input));
+    const settled = await this.signals.syncEach(
+      provider.userId,
+      valid.map((item) => item.input),
+    );
     const unavailable = (o: PromiseSettledResult<unknown>) =>
       o.status === 'rejected' && o.reason instanceof AppError && o.reason.code === 'database_unavailable';
     if (settled.length > 0 && settled.every(unavailable)) throw (settled[0] as PromiseRejectedResult).reason;

@@ -16,7 +16,9 @@ function setup() {
     const statement = Prisma.sql(strings, ...values);
     statements.push(statement);
     if (statements.length === 1) {
-      return [{ last_seq: 6n, id: 'id-7', provider_id: 'prov', external_id: 'pin-1', version: 2, min_tier: 'free', payload: {}, hashes: [] }];
+      return [
+        { last_seq: 6n, id: 'id-7', provider_id: 'prov', external_id: 'pin-1', version: 2, min_tier: 'free', payload: {}, hashes: [] },
+      ];
     }
     return [{ claimed: 1 }];
   });
@@ -35,7 +37,9 @@ describe('SignalsRepository writer', () => {
     const [outcome] = await repository.writeGroup([{ providerId: 'prov', input: amended }]);
     expect(outcome).toMatchObject({ result: 'updated', minTier: 'pro' });
     expect(JSON.stringify(outcome!.signal)).toBe(PINNED_WIRE_FORM);
-    const [signals, revisions] = statements[1]!.values.filter((value): value is string => typeof value === 'string').map((json) => JSON.parse(json));
+    const [signals, revisions] = statements[1]!.values
+      .filter((value): value is string => typeof value === 'string')
+      .map((json) => JSON.parse(json));
     expect(signals).toEqual([recordOf(pinnedRow())]);
     expect(revisions).toEqual([
       {

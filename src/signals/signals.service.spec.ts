@@ -23,8 +23,11 @@ const input = (externalId: string) =>
 
 let seq = 0;
 const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'> => ({
-  signal: signalEvent(++seq, { id: `id-${request.input.external_id}`, providerId: request.providerId, externalId: request.input.external_id })
-    .signal,
+  signal: signalEvent(++seq, {
+    id: `id-${request.input.external_id}`,
+    providerId: request.providerId,
+    externalId: request.input.external_id,
+  }).signal,
   minTier: 'free',
 });
 

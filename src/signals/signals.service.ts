@@ -61,8 +61,7 @@ export class SignalsService implements BeforeApplicationShutdown {
   /** Upserts signals of one provider, in order; each item settles on its own. */
   syncEach(providerId: string, inputs: SyncSignalInput[]): Promise<PromiseSettledResult<SyncOutcome>[]> {
     const results = inputs.map(
-      (input) =>
-        new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
+      (input) => new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
     );
     this.writing ??= this.drain();
     return Promise.allSettled(results.map((result) => result.then(({ result, signal }) => ({ result, signal }))));

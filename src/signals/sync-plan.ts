@@ -44,11 +44,7 @@ export const signalKey = (providerId: string, externalId: string) => `${provider
  * no seq; anything else is a new signal or a new version, taking the next seq after `lastSeq`.
  * A key repeated within one batch builds on the earlier step, as if sent one after the other.
  */
-export function planWrites(
-  requests: readonly WriteRequest[],
-  stored: ReadonlyMap<string, KnownSignal>,
-  lastSeq: bigint,
-): PlannedStep[] {
+export function planWrites(requests: readonly WriteRequest[], stored: ReadonlyMap<string, KnownSignal>, lastSeq: bigint): PlannedStep[] {
   const known = new Map(stored);
   let seq = lastSeq;
   return requests.map((request) => {
@@ -60,8 +56,6 @@ export function planWrites(
     seq += 1n;
     const version = previous ? previous.version + 1 : 1;
     known.set(key, { version, hashes: new Set([...(previous?.hashes ?? []), hash]) });
-    return previous
-      ? { kind: 'update', request, content, hash, seq, version }
-      : { kind: 'create', request, content, hash, seq };
+    return previous ? { kind: 'update', request, content, hash, seq, version } : { kind: 'create', request, content, hash, seq };
   });
 }

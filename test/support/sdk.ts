@@ -1,6 +1,14 @@
 import { expect } from 'vitest';
 import WebSocket from 'ws';
-import { ProviderClient, SignalcastClient, type ClientOptions, type ConnectionState, type Signal, type SignalInput, type StateChange } from '@signalcast/client';
+import {
+  ProviderClient,
+  SignalcastClient,
+  type ClientOptions,
+  type ConnectionState,
+  type Signal,
+  type SignalInput,
+  type StateChange,
+} from '@signalcast/client';
 import { signalBody } from './clients.js';
 import { waitFor } from './processes.js';
 
@@ -44,7 +52,11 @@ export class RecordingClient {
   }
 
   reach(state: ConnectionState, timeoutMs = 10_000): Promise<boolean> {
-    return waitFor(() => this.client.state === state, timeoutMs, `client never reached ${state} (states: ${this.stateNames()}; errors: ${JSON.stringify(this.errors)})`);
+    return waitFor(
+      () => this.client.state === state,
+      timeoutMs,
+      `client never reached ${state} (states: ${this.stateNames()}; errors: ${JSON.stringify(this.errors)})`,
+    );
   }
 
   /** Waits until the handlers saw this (id, version). */
@@ -72,17 +84,22 @@ export class StoredSignals {
 
   async sync(overrides: Record<string, unknown> = {}): Promise<Signal> {
     const answer = await this.provider.sync(signalBody(overrides) as unknown as SignalInput);
-    if (answer.result !== 'unchanged') this.versions.push({ seq: answer.seq, id: answer.signal.id, version: answer.signal.version, premium: answer.signal.premium });
+    if (answer.result !== 'unchanged')
+      this.versions.push({ seq: answer.seq, id: answer.signal.id, version: answer.signal.version, premium: answer.signal.premium });
     return answer.signal;
   }
 
   async syncMany(count: number, overrides: (index: number) => Record<string, unknown> = () => ({})): Promise<Signal[]> {
     const signals: Signal[] = [];
     for (let start = 0; start < count; start += 100) {
-      const items = Array.from({ length: Math.min(100, count - start) }, (_unused, offset) => signalBody(overrides(start + offset)) as unknown as SignalInput);
+      const items = Array.from(
+        { length: Math.min(100, count - start) },
+        (_unused, offset) => signalBody(overrides(start + offset)) as unknown as SignalInput,
+      );
       for (const result of await this.provider.syncMany(items)) {
         if (!('signal' in result)) throw new Error(`sync failed: ${JSON.stringify(result)}`);
-        if (result.result !== 'unchanged') this.versions.push({ seq: result.seq, id: result.signal.id, version: result.signal.version, premium: result.signal.premium });
+        if (result.result !== 'unchanged')
+          this.versions.push({ seq: result.seq, id: result.signal.id, version: result.signal.version, premium: result.signal.premium });
         signals.push(result.signal);
       }
     }
@@ -96,12 +113,19 @@ export class StoredSignals {
  * arrived as its latest version (a replay sends current states, so intermediate versions may be
  * skipped, never the latest).
  */
-export function expectExactlyOnce(recorder: RecordingClient, stored: StoredSignals, fromSeq: number, maySee: (version: { premium: boolean }) => boolean = () => true): void {
+export function expectExactlyOnce(
+  recorder: RecordingClient,
+  stored: StoredSignals,
+  fromSeq: number,
+  maySee: (version: { premium: boolean }) => boolean = () => true,
+): void {
   const seqs = recorder.seen.map((signal) => signal.seq);
   expect(seqs, 'seq strictly increasing').toEqual([...new Set(seqs)].sort((a, b) => a - b));
   const held = new Map<string, number>();
   for (const signal of recorder.seen) {
-    expect(signal.version, `${signal.id} went from v${held.get(signal.id)} to v${signal.version}`).toBeGreaterThan(held.get(signal.id) ?? 0);
+    expect(signal.version, `${signal.id} went from v${held.get(signal.id)} to v${signal.version}`).toBeGreaterThan(
+      held.get(signal.id) ?? 0,
+    );
     held.set(signal.id, signal.version);
   }
   const latest = new Map<string, number>();

@@ -272,7 +272,10 @@ export interface WireFilter {
   min_confidence?: number;
 }
 
-export function matchesFilter(filter: WireFilter | undefined, v: Pick<VersionRec, 'symbol' | 'market' | 'provider' | 'side' | 'confidence'>): boolean {
+export function matchesFilter(
+  filter: WireFilter | undefined,
+  v: Pick<VersionRec, 'symbol' | 'market' | 'provider' | 'side' | 'confidence'>,
+): boolean {
   if (!filter) return true;
   return (
     (!filter.symbols || filter.symbols.includes(v.symbol)) &&
@@ -468,9 +471,13 @@ export function checkRun(model: RunModel, extra: string[] = []): CheckResult {
           }
         }
         const filterInForce =
-          sub.filterMode === 'url' || (sub.filterMode === 'subscribe' && (s.since !== undefined || (s.ackT !== undefined && v.sendT >= s.ackT)));
+          sub.filterMode === 'url' ||
+          (sub.filterMode === 'subscribe' && (s.since !== undefined || (s.ackT !== undefined && v.sendT >= s.ackT)));
         if (filterInForce && !matchesFilter(sub.filter, v)) {
-          violate(`${where}: received ${describeVersion(v)} (${v.market} ${v.side} conf ${v.confidence} provider ${v.provider}), outside its filter`, 'FILTER');
+          violate(
+            `${where}: received ${describeVersion(v)} (${v.market} ${v.side} conf ${v.confidence} provider ${v.provider}), outside its filter`,
+            'FILTER',
+          );
         }
       });
 
@@ -732,7 +739,8 @@ class PropertyRun {
     if (previous && previous.version + 1 !== v.version) {
       this.problem(`${v.externalId}: version ${v.version} stored after version ${previous.version}`);
     }
-    if (previous && previous.seq > v.seq) this.problem(`${v.externalId}: v${v.version} has seq ${v.seq} below v${previous.version}'s ${previous.seq}`);
+    if (previous && previous.seq > v.seq)
+      this.problem(`${v.externalId}: v${v.version} has seq ${v.seq} below v${previous.version}'s ${previous.seq}`);
     if (previous) previous.next = v;
     this.lastOfKey.set(v.key, v);
     return v;
@@ -793,7 +801,9 @@ class PropertyRun {
     for (const user of this.users) {
       const count = user.stress ? 1 : rng.int(1, config.maxSubscribersPerUser);
       for (let i = 0; i < count; i++) {
-        const mode: SubscriberRec['filterMode'] = user.stress ? 'none' : rng.pick(['none', 'none', 'none', 'none', 'none', 'url', 'url', 'url', 'subscribe', 'subscribe']);
+        const mode: SubscriberRec['filterMode'] = user.stress
+          ? 'none'
+          : rng.pick(['none', 'none', 'none', 'none', 'none', 'url', 'url', 'url', 'subscribe', 'subscribe']);
         const rec: SubscriberRec = { n: n++, userId: user.id, filterMode: mode, stress: user.stress, sockets: [] };
         if (mode !== 'none') rec.filter = this.randomFilter(rng);
         this.drivers.push(new SubscriberDriver(this, rec, user));
@@ -842,11 +852,27 @@ class PropertyRun {
   private randomFilter(rng: Rng): WireFilter {
     const filter: WireFilter = {};
     while (Object.keys(filter).length === 0) {
-      if (rng.chance(0.6)) filter.symbols = [...rng.subset(SYMBOLS.map(([s]) => s), 1, 3), MARKER.symbol];
+      if (rng.chance(0.6))
+        filter.symbols = [
+          ...rng.subset(
+            SYMBOLS.map(([s]) => s),
+            1,
+            3,
+          ),
+          MARKER.symbol,
+        ];
       if (rng.chance(0.3)) filter.markets = [...new Set(['crypto', ...rng.subset(MARKETS, 0, 1)])];
       if (rng.chance(0.3)) filter.sides = [...new Set([MARKER.side, ...rng.subset(SIDES, 1, 2)])];
       if (rng.chance(0.4)) filter.min_confidence = rng.int(0, 80);
-      if (rng.chance(0.15)) filter.providers = [this.providers[0]!.id, ...rng.subset(this.providers.slice(1).map((p) => p.id), 0, 1)];
+      if (rng.chance(0.15))
+        filter.providers = [
+          this.providers[0]!.id,
+          ...rng.subset(
+            this.providers.slice(1).map((p) => p.id),
+            0,
+            1,
+          ),
+        ];
     }
     return filter;
   }
@@ -866,7 +892,10 @@ class PropertyRun {
         };
       });
       const sendT = now();
-      const response = await this.api.request('POST', '/api/v1/external-signals/sync/signals', { apiKey: provider.apiKey, body: { signals } });
+      const response = await this.api.request('POST', '/api/v1/external-signals/sync/signals', {
+        apiKey: provider.apiKey,
+        body: { signals },
+      });
       const answerT = now();
       if (response.status !== 200) throw new Error(`backlog sync failed: ${response.status} ${JSON.stringify(response.body)}`);
       for (const result of response.body.results) {
@@ -1472,7 +1501,8 @@ class SubscriberDriver {
         live.send({ type: 'subscribe', id: 'filter', filters: this.rec.filter });
         const ack = await live.waitControl((m) => m.id === 'filter', 20_000, 'subscribe ack');
         if (ack !== CLOSED) {
-          if (ack.type !== 'ack' || ack.subscribed !== true) this.run.problem(`subscriber #${this.rec.n}: subscribe answered ${JSON.stringify(ack)}`);
+          if (ack.type !== 'ack' || ack.subscribed !== true)
+            this.run.problem(`subscriber #${this.rec.n}: subscribe answered ${JSON.stringify(ack)}`);
           else rec.ackT = ack.t;
         }
       }
@@ -1572,7 +1602,8 @@ class SubscriberDriver {
         live.send({ type: 'unsubscribe', id: `${id}-off` });
         const off = await live.waitControl((m) => m.id === `${id}-off`, 20_000, 'unsubscribe ack');
         if (off === CLOSED) return;
-        if (off.type !== 'ack' || off.subscribed !== false) this.run.problem(`subscriber #${this.rec.n}: unsubscribe answered ${JSON.stringify(off)}`);
+        if (off.type !== 'ack' || off.subscribed !== false)
+          this.run.problem(`subscriber #${this.rec.n}: unsubscribe answered ${JSON.stringify(off)}`);
         await away();
         if (live.closed) return;
         this.run.stats.resumeMessages++;

@@ -51,7 +51,11 @@ export function Admin({ session }: { session: Session }) {
 function StatsPanel({ session }: { session: Session }) {
   const [stats, setStats] = useState<Stats | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const series = useRef<{ at: number[]; connections: number[]; deliveries: number[]; last?: { at: number; delivered: number } }>({ at: [], connections: [], deliveries: [] });
+  const series = useRef<{ at: number[]; connections: number[]; deliveries: number[]; last?: { at: number; delivered: number } }>({
+    at: [],
+    connections: [],
+    deliveries: [],
+  });
 
   useEffect(() => {
     let timer: ReturnType<typeof setTimeout> | undefined;
@@ -159,7 +163,11 @@ function Chart({ series, version }: { series: { at: number[]; connections: numbe
       {
         width: width(),
         height: 200,
-        series: [{}, { label: 'Connections', stroke: '#1f5fbf', width: 2 }, { label: 'Deliveries/s', stroke: '#b3541e', width: 2, scale: 'rate' }],
+        series: [
+          {},
+          { label: 'Connections', stroke: '#1f5fbf', width: 2 },
+          { label: 'Deliveries/s', stroke: '#b3541e', width: 2, scale: 'rate' },
+        ],
         axes: [{}, { label: 'connections' }, { side: 1, scale: 'rate', label: 'per second', grid: { show: false } }],
       },
       [[], [], []],
@@ -293,7 +301,12 @@ function UserRow({ session, user, onChanged }: { session: Session; user: User; o
               </option>
             ))}
           </select>
-          <button type="button" disabled={saving || tier === user.tier} onClick={() => void save()} aria-label={`Save the tier of ${user.email}`}>
+          <button
+            type="button"
+            disabled={saving || tier === user.tier}
+            onClick={() => void save()}
+            aria-label={`Save the tier of ${user.email}`}
+          >
             Save
           </button>
           <span id={`msg-${user.id}`} className="muted" role="status">

@@ -43,7 +43,8 @@ export function Feed({ session, onSession }: { session: Session; onSession: (ses
   current.current = session;
   // Constructing is inert; the provider connects it while mounted.
   const [client] = useState(
-    () => new SignalcastClient({
+    () =>
+      new SignalcastClient({
         url: location.origin,
         getToken: tokenProvider(() => current.current),
         history: 100,
@@ -114,7 +115,8 @@ function useDeliveryTiming(client: SignalcastClient): number | null {
   useEffect(() => {
     let skewMs = 0;
     const offState = client.on('state', (change) => {
-      if ((change.state === 'live' || change.state === 'replaying') && client.welcome) skewMs = Date.parse(client.welcome.server_time) - Date.now();
+      if ((change.state === 'live' || change.state === 'replaying') && client.welcome)
+        skewMs = Date.parse(client.welcome.server_time) - Date.now();
     });
     const offSignal = client.on('signal', (signal) => {
       if (client.state === 'live') setLatency(Math.max(0, Date.now() + skewMs - Date.parse(signal.received_at)));
@@ -127,7 +129,17 @@ function useDeliveryTiming(client: SignalcastClient): number | null {
   return latency;
 }
 
-function StatusStrip({ client, tier, lastSeq, latencyMs }: { client: SignalcastClient; tier?: string; lastSeq?: number; latencyMs: number | null }) {
+function StatusStrip({
+  client,
+  tier,
+  lastSeq,
+  latencyMs,
+}: {
+  client: SignalcastClient;
+  tier?: string;
+  lastSeq?: number;
+  latencyMs: number | null;
+}) {
   const connection = useConnectionState();
   const [now, setNow] = useState(Date.now);
   const [since, setSince] = useState(Date.now);
@@ -237,7 +249,14 @@ function FilterForm({ filters, onApply }: { filters: SignalFilters; onApply: (fi
       </fieldset>
       <label>
         Min. confidence
-        <input type="number" min={0} max={100} inputMode="numeric" value={minConfidence} onChange={(event) => setMinConfidence(event.target.value)} />
+        <input
+          type="number"
+          min={0}
+          max={100}
+          inputMode="numeric"
+          value={minConfidence}
+          onChange={(event) => setMinConfidence(event.target.value)}
+        />
       </label>
       <label className="inline">
         <input type="checkbox" checked={premiumOnly} onChange={(event) => setPremiumOnly(event.target.checked)} />
@@ -248,7 +267,8 @@ function FilterForm({ filters, onApply }: { filters: SignalFilters; onApply: (fi
   );
 }
 
-const time = (iso: string) => new Date(iso).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
+const time = (iso: string) =>
+  new Date(iso).toLocaleString(undefined, { month: 'short', day: 'numeric', hour: '2-digit', minute: '2-digit', second: '2-digit' });
 
 function statusOf(signal: Signal): string {
   if (signal.status === 'active' && signal.expires_at && Date.parse(signal.expires_at) < Date.now()) return 'expired';
@@ -280,7 +300,12 @@ function SignalTable({ signals, isLoading }: { signals: Signal[]; isLoading: boo
             const status = statusOf(signal);
             return (
               // Keyed by version: an amended row is a new element, so it flashes like a new one.
-              <tr key={`${signal.id}:${signal.version}`} className={`flash ${status === 'active' ? '' : 'inactive'}`} data-signal={signal.external_id} data-version={signal.version}>
+              <tr
+                key={`${signal.id}:${signal.version}`}
+                className={`flash ${status === 'active' ? '' : 'inactive'}`}
+                data-signal={signal.external_id}
+                data-version={signal.version}
+              >
                 <td>{time(signal.issued_at)}</td>
                 <th scope="row">{signal.symbol}</th>
                 <td>{signal.market}</td>

@@ -1,7 +1,15 @@
 import { useEffect, useState, type FormEvent } from 'react';
 import { demoAccounts, signIn, SignInError, type DemoAccounts, type Session } from './session.js';
 
-export function SignIn({ onSignedIn, email: knownEmail, message }: { onSignedIn: (session: Session) => void; email?: string; message?: string }) {
+export function SignIn({
+  onSignedIn,
+  email: knownEmail,
+  message,
+}: {
+  onSignedIn: (session: Session) => void;
+  email?: string;
+  message?: string;
+}) {
   const [email, setEmail] = useState(knownEmail ?? '');
   const [password, setPassword] = useState('');
   const [error, setError] = useState<string | null>(null);
@@ -44,7 +52,13 @@ export function SignIn({ onSignedIn, email: knownEmail, message }: { onSignedIn:
           </label>
           <label>
             Password
-            <input type="password" autoComplete="current-password" required value={password} onChange={(event) => setPassword(event.target.value)} />
+            <input
+              type="password"
+              autoComplete="current-password"
+              required
+              value={password}
+              onChange={(event) => setPassword(event.target.value)}
+            />
           </label>
           {error && (
             <p className="error" role="alert">

@@ -45,7 +45,13 @@ export async function signIn(email: string, password: string): Promise<Session> 
   });
   const body = await response.json().catch(() => ({}));
   if (!response.ok) {
-    throw new SignInError(response.status === 401 ? 'Wrong email or password.' : response.status === 429 ? 'Too many attempts: wait a minute.' : (body.message ?? `Sign-in failed (${response.status}).`));
+    throw new SignInError(
+      response.status === 401
+        ? 'Wrong email or password.'
+        : response.status === 429
+          ? 'Too many attempts: wait a minute.'
+          : (body.message ?? `Sign-in failed (${response.status}).`),
+    );
   }
   const token: string = body.access_token;
   const { sub, role, exp } = claims(token);

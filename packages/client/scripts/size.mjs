@@ -15,10 +15,15 @@ for (const { entry, name, limit, external } of BUDGETS) {
   const bundle = await rolldown({ input: new URL(`../${entry}`, import.meta.url).pathname, external, logLevel: 'silent' });
   const { output } = await bundle.generate({ format: 'esm', minify: true });
   await bundle.close();
-  const code = output.filter((chunk) => chunk.type === 'chunk').map((chunk) => chunk.code).join('');
+  const code = output
+    .filter((chunk) => chunk.type === 'chunk')
+    .map((chunk) => chunk.code)
+    .join('');
   const bytes = gzipSync(code, { level: 9 }).length;
   const over = bytes > limit;
   failed ||= over;
-  console.log(`${name.padEnd(28)}${`${(bytes / 1024).toFixed(2)} KB`.padStart(8)}   ${(limit / 1024).toFixed(0)} KB${over ? '   OVER BUDGET' : ''}`);
+  console.log(
+    `${name.padEnd(28)}${`${(bytes / 1024).toFixed(2)} KB`.padStart(8)}   ${(limit / 1024).toFixed(0)} KB${over ? '   OVER BUDGET' : ''}`,
+  );
 }
 if (failed) process.exit(1);

@@ -253,7 +253,8 @@ export class SignalcastClient {
       case 'signal':
       case 'signal_update': {
         const { type: _type, ...signal } = message;
-        if (!isSeq(signal.seq) || typeof signal.id !== 'string' || !isSeq(signal.version)) return this.malformed(`a ${message.type} without seq, id or version`);
+        if (!isSeq(signal.seq) || typeof signal.id !== 'string' || !isSeq(signal.version))
+          return this.malformed(`a ${message.type} without seq, id or version`);
         if (this.replayTimer) this.watchReplay(ws);
         return this.deliver(signal as Signal);
       }
@@ -397,7 +398,7 @@ export class SignalcastClient {
 
   /** Pages the listing after `lastSeq` until `has_more` is false. */
   private async catchUp(filters: SignalFilters, current: () => boolean): Promise<void> {
-    for (let refreshed = false; ; ) {
+    for (let refreshed = false; ;) {
       const token = await this.token(refreshed ? 'unauthorized' : 'connect');
       if (!current()) return;
       const after = this.lastSeq;
@@ -465,7 +466,8 @@ export class SignalcastClient {
     // While polling, the WebSocket is tried again at the maximum backoff, and the state stays `polling`.
     const delay = this.polling ? 5_000 + backoffDelay(30, this.options.backoff) : delayMs;
     this.retryTimer = setTimeout(() => run === this.run && void this.open(), delay);
-    if (!this.polling) this.setState({ state: 'disconnected', retryInMs: delay, ...(code !== undefined && { code }), ...(reason && { reason }) });
+    if (!this.polling)
+      this.setState({ state: 'disconnected', retryInMs: delay, ...(code !== undefined && { code }), ...(reason && { reason }) });
   }
 
   /** A socket that went silent or never answered: dropped locally and handled as a lost connection. */
@@ -529,10 +531,12 @@ export class SignalcastClient {
   private token(reason: Reason): Promise<string> {
     const current = this.tokenInFlight;
     if (current && (reason === 'connect' || this.tokenReason !== 'connect')) return current;
-    const start = current ? current.then(
-      () => undefined,
-      () => undefined,
-    ) : Promise.resolve();
+    const start = current
+      ? current.then(
+          () => undefined,
+          () => undefined,
+        )
+      : Promise.resolve();
     const call = deadline(
       start.then(() => this.options.getToken({ reason })),
       this.options.connectTimeoutMs ?? 10_000,
@@ -550,7 +554,10 @@ export class SignalcastClient {
   private tokenFailed(error: unknown): void {
     if (isUnauthorized(error)) return this.fail('unauthorized', (error as Error).message);
     const run = this.run;
-    this.emit('error', new SignalcastError('token_unavailable', `getToken failed: ${String((error as Error | undefined)?.message ?? error)}`));
+    this.emit(
+      'error',
+      new SignalcastError('token_unavailable', `getToken failed: ${String((error as Error | undefined)?.message ?? error)}`),
+    );
     if (run === this.run) this.retryIn(backoffDelay(this.attempts++, this.options.backoff));
   }
 
@@ -709,7 +716,11 @@ export class SignalcastClient {
     const id = `c${++this.nextId}`;
     return new Promise((resolve, reject) => {
       const pending: Pending = { resolve, reject };
-      if (timeoutMs > 0) pending.timer = setTimeout(() => this.settle(id, undefined, new SignalcastError('timeout', `No answer to ${String(message.type)}`)), timeoutMs);
+      if (timeoutMs > 0)
+        pending.timer = setTimeout(
+          () => this.settle(id, undefined, new SignalcastError('timeout', `No answer to ${String(message.type)}`)),
+          timeoutMs,
+        );
       this.requests.set(id, pending);
       if (!this.send({ ...message, id })) this.settle(id, undefined, new SignalcastError('disconnected', 'Not connected'));
     });

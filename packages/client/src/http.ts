@@ -53,16 +53,23 @@ export async function requestJson<T>(
   const timer = setTimeout(() => abort?.abort(), timeoutMs);
   try {
     // Raced as well as aborted: a `fetch` that ignores the signal still cannot hang the caller.
-    response = await deadline(fetchImpl(serviceUrl(options.url, path, init.query), {
-      method: init.method ?? 'GET',
-      headers: { accept: 'application/json', ...(init.body !== undefined && { 'content-type': 'application/json' }), ...init.headers },
-      ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
-      ...(abort && { signal: abort.signal }),
-    }), timeoutMs, timedOut);
+    response = await deadline(
+      fetchImpl(serviceUrl(options.url, path, init.query), {
+        method: init.method ?? 'GET',
+        headers: { accept: 'application/json', ...(init.body !== undefined && { 'content-type': 'application/json' }), ...init.headers },
+        ...(init.body !== undefined && { body: JSON.stringify(init.body) }),
+        ...(abort && { signal: abort.signal }),
+      }),
+      timeoutMs,
+      timedOut,
+    );
     text = await deadline(response.text(), timeoutMs, timedOut);
   } catch (error) {
     if (error instanceof SignalcastError) throw error;
-    throw new SignalcastError('network_error', abort?.signal.aborted ? 'timed out' : String((error as Error | undefined)?.message ?? error));
+    throw new SignalcastError(
+      'network_error',
+      abort?.signal.aborted ? 'timed out' : String((error as Error | undefined)?.message ?? error),
+    );
   } finally {
     clearTimeout(timer);
   }
@@ -74,7 +81,8 @@ export async function requestJson<T>(
   }
   const wait = retryAfterMs(response.headers.get('retry-after'));
   if (response.status >= 200 && response.status < 300) {
-    if (body === undefined || typeof body !== 'object') throw new SignalcastError('network_error', `HTTP ${response.status} with a body that is not JSON`);
+    if (body === undefined || typeof body !== 'object')
+      throw new SignalcastError('network_error', `HTTP ${response.status} with a body that is not JSON`);
     return { body: body as T, status: response.status, retryAfterMs: wait };
   }
   const error = new SignalcastError(body?.code ?? `http_${response.status}`, body?.message ?? `HTTP ${response.status}`, response.status);

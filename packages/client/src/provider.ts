@@ -35,10 +35,12 @@ export interface SyncResponse {
   signal: Signal;
 }
 
-export type BatchItemResult = ({ index: number; status: 200 | 201 } & SyncResponse) | { index: number; status: number; error: { code: string; message: string } };
+export type BatchItemResult =
+  ({ index: number; status: 200 | 201 } & SyncResponse) | { index: number; status: number; error: { code: string; message: string } };
 
 /** A network failure (no answer, a timeout, an unreadable answer) or a gateway or service that is not ready. */
-const retriable = (error: SignalcastError) => error.code === 'network_error' || error.status === 502 || error.status === 503 || error.status === 504;
+const retriable = (error: SignalcastError) =>
+  error.code === 'network_error' || error.status === 502 || error.status === 503 || error.status === 504;
 
 /**
  * For signal providers: `sync` and `syncMany` store signals and resolve to the service's answer.
@@ -60,7 +62,10 @@ export class ProviderClient {
     for (let attempt = 0; due.length > 0; attempt++) {
       const batch = due;
       const { results: answers } = await this.withRetry(
-        () => this.post<{ results: BatchItemResult[] }>('api/v1/external-signals/sync/signals', { signals: batch.map((index) => signals[index]) }),
+        () =>
+          this.post<{ results: BatchItemResult[] }>('api/v1/external-signals/sync/signals', {
+            signals: batch.map((index) => signals[index]),
+          }),
         started,
       );
       due = [];

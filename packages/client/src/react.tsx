@@ -161,8 +161,7 @@ function useStore(): Store {
 }
 
 export type SignalcastProviderProps = { children?: ReactNode } & (
-  | { client: SignalcastClient; options?: never }
-  | { options: ClientOptions; client?: never }
+  { client: SignalcastClient; options?: never } | { options: ClientOptions; client?: never }
 );
 
 /**
@@ -203,7 +202,13 @@ export interface UseSignalsResult {
   lastSeq: number | undefined;
 }
 
-export function useSignals({ limit = DEFAULT_LIMIT, premiumOnly, filters, useWebSocket, pollInterval }: UseSignalsOptions = {}): UseSignalsResult {
+export function useSignals({
+  limit = DEFAULT_LIMIT,
+  premiumOnly,
+  filters,
+  useWebSocket,
+  pollInterval,
+}: UseSignalsOptions = {}): UseSignalsResult {
   const store = useStore();
   const { client } = store;
   const snapshot = useSyncExternalStore(store.subscribe, store.get, () => EMPTY);
@@ -228,11 +233,20 @@ export function useSignals({ limit = DEFAULT_LIMIT, premiumOnly, filters, useWeb
 
   useEffect(() => {
     if (useWebSocket === undefined && pollInterval === undefined) return;
-    client.configure({ ...(useWebSocket !== undefined && { useWebSocket }), ...(pollInterval !== undefined && { poll: { intervalMs: pollInterval } }) });
+    client.configure({
+      ...(useWebSocket !== undefined && { useWebSocket }),
+      ...(pollInterval !== undefined && { poll: { intervalMs: pollInterval } }),
+    });
   }, [client, useWebSocket, pollInterval]);
 
   return useMemo(
-    () => ({ signals: snapshot.rows.slice(0, rows), isLoading: snapshot.isLoading, error: snapshot.error, state: snapshot.state.state, lastSeq: snapshot.lastSeq }),
+    () => ({
+      signals: snapshot.rows.slice(0, rows),
+      isLoading: snapshot.isLoading,
+      error: snapshot.error,
+      state: snapshot.state.state,
+      lastSeq: snapshot.lastSeq,
+    }),
     [snapshot, rows],
   );
 }
@@ -240,7 +254,11 @@ export function useSignals({ limit = DEFAULT_LIMIT, premiumOnly, filters, useWeb
 /** `{ state, retryInMs, code, reason }` of the provider's client. */
 export function useConnectionState(): StateChange {
   const store = useStore();
-  return useSyncExternalStore(store.subscribe, () => store.get().state, () => EMPTY.state);
+  return useSyncExternalStore(
+    store.subscribe,
+    () => store.get().state,
+    () => EMPTY.state,
+  );
 }
 
 export function useSignalcastClient(): SignalcastClient {

@@ -13,17 +13,27 @@ describe('SignalcastClient: connecting', () => {
     await settle();
     const url = new URL(FakeSocket.last.url);
     expect(url.origin + url.pathname).toBe('wss://signals.example.com/base/ws/signals');
-    expect(Object.fromEntries(url.searchParams)).toEqual({ token: 'token-1', since: '41', symbols: 'BTCUSDT,ETHUSDT', premium: 'true', min_confidence: '60' });
+    expect(Object.fromEntries(url.searchParams)).toEqual({
+      token: 'token-1',
+      since: '41',
+      symbols: 'BTCUSDT,ETHUSDT',
+      premium: 'true',
+      min_confidence: '60',
+    });
   });
 
-  it('with `history` and no position, starts that many seqs back from the listing\'s latest_seq', async () => {
+  it("with `history` and no position, starts that many seqs back from the listing's latest_seq", async () => {
     const asked: string[] = [];
     const { client: sdk } = client({
       history: 20,
       filters: { premium: false },
       fetch: async (url) => {
         asked.push(url);
-        return { status: 200, headers: { get: () => null }, text: async () => JSON.stringify({ data: [], next_after_seq: 0, has_more: false, latest_seq: 50 }) };
+        return {
+          status: 200,
+          headers: { get: () => null },
+          text: async () => JSON.stringify({ data: [], next_after_seq: 0, has_more: false, latest_seq: 50 }),
+        };
       },
     });
     sdk.connect();
@@ -193,7 +203,14 @@ describe('SignalcastClient: exactly once', () => {
     token = 'b';
     sdk.connect();
     await settle();
-    FakeSocket.last.receive({ type: 'welcome', user_id: 'u2', tier: 'free', server_time: new Date(0).toISOString(), latest_seq: 2, token_expires_at: null });
+    FakeSocket.last.receive({
+      type: 'welcome',
+      user_id: 'u2',
+      tier: 'free',
+      server_time: new Date(0).toISOString(),
+      latest_seq: 2,
+      token_expires_at: null,
+    });
     expect(resets).toEqual(['user_changed']);
     FakeSocket.last.receive({ type: 'signal_update', ...signal(2, 'x', 1) });
     expect(seen).toEqual(['x@1', 'x@1']); // the second user's first sight of x
@@ -207,7 +224,16 @@ describe('SignalcastClient: exactly once', () => {
     await settle();
     const socket = FakeSocket.last;
     socket.welcome(10);
-    for (const message of [signal(9), signal(10), signal(11), signal(12, 'a'), signal(13, 'a', 2), signal(14, 'a', 2), signal(15, 'a', 1), signal(12, 'b')]) {
+    for (const message of [
+      signal(9),
+      signal(10),
+      signal(11),
+      signal(12, 'a'),
+      signal(13, 'a', 2),
+      signal(14, 'a', 2),
+      signal(15, 'a', 1),
+      signal(12, 'b'),
+    ]) {
       socket.receive({ type: message.version > 1 ? 'signal_update' : 'signal', ...message });
     }
     expect(seen).toEqual(['s11@1', 'a@1', 'a@2']);

@@ -36,7 +36,14 @@ export class FakeSocket implements WebSocketLike {
   }
 
   welcome(latestSeq: number): void {
-    this.receive({ type: 'welcome', user_id: 'u1', tier: 'elite', server_time: new Date(0).toISOString(), latest_seq: latestSeq, token_expires_at: null });
+    this.receive({
+      type: 'welcome',
+      user_id: 'u1',
+      tier: 'elite',
+      server_time: new Date(0).toISOString(),
+      latest_seq: latestSeq,
+      token_expires_at: null,
+    });
   }
 
   drop(code: number, reason = ''): void {

@@ -18,7 +18,12 @@ export function fakeListing() {
     calls.push({ url: input, token });
     if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
     const s = typeof status === 'function' ? status(token) : status;
-    if (s !== 200) return { status: s, headers: { get: () => null }, text: async () => JSON.stringify({ code: s === 401 ? 'unauthorized' : `e${s}`, message: 'no' }) };
+    if (s !== 200)
+      return {
+        status: s,
+        headers: { get: () => null },
+        text: async () => JSON.stringify({ code: s === 401 ? 'unauthorized' : `e${s}`, message: 'no' }),
+      };
     const after = Number(url.searchParams.get('after_seq') ?? 0);
     const limit = Number(url.searchParams.get('limit') ?? 100);
     const latest = Math.max(0, ...db.map((x) => x.seq));
@@ -27,11 +32,14 @@ export function fakeListing() {
     return {
       status: 200,
       headers: { get: () => null },
-      text: async () => JSON.stringify({ data: page, has_more: rows.length > limit, next_after_seq: page.at(-1)?.seq ?? after, latest_seq: latest }),
+      text: async () =>
+        JSON.stringify({ data: page, has_more: rows.length > limit, next_after_seq: page.at(-1)?.seq ?? after, latest_seq: latest }),
     };
   };
   return {
-    db, calls, fetch,
+    db,
+    calls,
+    fetch,
     setDelay: (ms: number) => (delayMs = ms),
     setStatus: (s: typeof status) => (status = s),
   };

@@ -17,12 +17,12 @@ describe('an instance behind the database is not a position reset', () => {
     a.receive({ type: 'signal', ...signal(11) }); // emitted, lastSeq 11
     a.drop(1006);
     await vi.advanceTimersByTimeAsync(1);
-    const b = FakeSocket.last;           // since=11, lands on instance B whose deliveredSeq is still 10
+    const b = FakeSocket.last; // since=11, lands on instance B whose deliveredSeq is still 10
     expect(b.query.get('since')).toBe('11');
-    b.welcome(10);                        // -> position_reset, lastSeq := 10, version map cleared
+    b.welcome(10); // -> position_reset, lastSeq := 10, version map cleared
     await settle();
-    const c = FakeSocket.last;            // reopened with since=10
-    c.welcome(11);                        // B caught up; replays 11
+    const c = FakeSocket.last; // reopened with since=10
+    c.welcome(11); // B caught up; replays 11
     c.receive({ type: 'signal', ...signal(11) });
     c.receive({ type: 'replay_complete', last_seq: 11, count: 1 });
     expect(seen).toEqual(['s11@1']);
@@ -35,16 +35,19 @@ describe('an instance behind the database is not a position reset', () => {
     rest.db.push(signal(10));
     const { client: sdk, seen, errors } = client({ since: 10, fetch: rest.fetch, connectTimeoutMs: 60_000 });
     sdk.connect();
-    for (let i = 0; i < 3; i++) { await settle(); FakeSocket.last.drop(1006); } // 3 opens that never reach welcome
+    for (let i = 0; i < 3; i++) {
+      await settle();
+      FakeSocket.last.drop(1006);
+    } // 3 opens that never reach welcome
     await settle();
     expect(sdk.state).toBe('polling');
-    await vi.advanceTimersByTimeAsync(5_000);     // background WS attempt (5 s + J(max)), since=10
+    await vi.advanceTimersByTimeAsync(5_000); // background WS attempt (5 s + J(max)), since=10
     const ws = FakeSocket.last;
     expect(ws.query.get('since')).toBe('10');
-    rest.db.push(signal(11));                     // committed; REST sees it before the fan-out delivered it
-    await vi.advanceTimersByTimeAsync(19_000);    // poll round (30 s * 0.8) delivers s11, lastSeq 11
+    rest.db.push(signal(11)); // committed; REST sees it before the fan-out delivered it
+    await vi.advanceTimersByTimeAsync(19_000); // poll round (30 s * 0.8) delivers s11, lastSeq 11
     expect(seen).toEqual(['s11@1']);
-    ws.welcome(10);                               // the upgrade was served when deliveredSeq was 10
+    ws.welcome(10); // the upgrade was served when deliveredSeq was 10
     await settle();
     const again = FakeSocket.last;
     again.welcome(11);
@@ -61,27 +64,31 @@ it('a REST 401 asks for a token with reason unauthorized, not the plain connect 
   const reasons: string[] = [];
   const getToken = async ({ reason }: { reason: string }) => {
     reasons.push(reason);
-    await new Promise((r) => setTimeout(r, 200));      // the app reads its store / refresh endpoint
-    if (reason !== 'connect') cached = 'fresh';           // bypasses its cache, as the contract intends
+    await new Promise((r) => setTimeout(r, 200)); // the app reads its store / refresh endpoint
+    if (reason !== 'connect') cached = 'fresh'; // bypasses its cache, as the contract intends
     return cached;
   };
   const rest = fakeListing();
   rest.setStatus((token) => (token === 'expired' ? 401 : 200));
   const { client: sdk, errors } = client({ getToken, fetch: rest.fetch, connectTimeoutMs: 60_000 });
   sdk.connect();
-  for (let i = 0; i < 3; i++) { await vi.advanceTimersByTimeAsync(200); FakeSocket.last.drop(1006); }
+  for (let i = 0; i < 3; i++) {
+    await vi.advanceTimersByTimeAsync(200);
+    FakeSocket.last.drop(1006);
+  }
   await vi.advanceTimersByTimeAsync(400);
   expect(sdk.state).toBe('polling');
-  await vi.advanceTimersByTimeAsync(5_200);              // background socket opened, connecting
-  FakeSocket.last.drop(1006);                              // it fails again; next try in 5 s
-  cached = 'expired';                                       // the cached token has now expired server-side
+  await vi.advanceTimersByTimeAsync(5_200); // background socket opened, connecting
+  FakeSocket.last.drop(1006); // it fails again; next try in 5 s
+  cached = 'expired'; // the cached token has now expired server-side
   rest.setDelay(100);
   reasons.length = 0;
-  sdk.subscribe({});                                        // poll round now: token('connect') -> 'expired' -> GET ...
-  await vi.advanceTimersByTimeAsync(250);                   // ... while the GET is in flight:
-  sdk.reconnectNow();                                       // WS attempt: token('connect') in flight 250..450
-  await vi.advanceTimersByTimeAsync(1_000);                 // GET 401 at 300 -> token('unauthorized') joins the 'connect' call
-  expect(sdk.state).toBe('polling'); expect(reasons).toContain('unauthorized');
+  sdk.subscribe({}); // poll round now: token('connect') -> 'expired' -> GET ...
+  await vi.advanceTimersByTimeAsync(250); // ... while the GET is in flight:
+  sdk.reconnectNow(); // WS attempt: token('connect') in flight 250..450
+  await vi.advanceTimersByTimeAsync(1_000); // GET 401 at 300 -> token('unauthorized') joins the 'connect' call
+  expect(sdk.state).toBe('polling');
+  expect(reasons).toContain('unauthorized');
   expect(sdk.state).not.toBe('failed');
   expect(errors).not.toContain('unauthorized');
 });
@@ -108,7 +115,7 @@ describe('bad server input', () => {
     expect(sdk.lastSeq).toBe(10);
     ws.drop(1006);
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(FakeSocket.last.query.get('since')).toBe('10');           // would be null: position lost
+    expect(FakeSocket.last.query.get('since')).toBe('10'); // would be null: position lost
     void seen;
   });
 
@@ -139,9 +146,9 @@ describe('filters while polling, configure()', () => {
     const { client: sdk } = client({ fetch: rest.fetch });
     sdk.connect();
     await settle();
-    FakeSocket.last.drop(1006);                  // disconnected: the filter waits for the next open
+    FakeSocket.last.drop(1006); // disconnected: the filter waits for the next open
     const pending = sdk.subscribe({ markets: ['crypto'] });
-    sdk.configure({ useWebSocket: false });      // the hook switches to polling
+    sdk.configure({ useWebSocket: false }); // the hook switches to polling
     await expect(pending).resolves.toBeUndefined();
   });
 });
@@ -152,7 +159,12 @@ it('getToken rejecting with undefined while polling: the poll loop carries on', 
   process.on('unhandledRejection', onUnhandled);
   const rest = fakeListing();
   let calls = 0;
-  const { client: sdk } = client({ useWebSocket: false, fetch: rest.fetch, poll: { intervalMs: 1_000 }, getToken: () => (++calls === 2 ? Promise.reject(undefined) : 't') });
+  const { client: sdk } = client({
+    useWebSocket: false,
+    fetch: rest.fetch,
+    poll: { intervalMs: 1_000 },
+    getToken: () => (++calls === 2 ? Promise.reject(undefined) : 't'),
+  });
   sdk.connect();
   await settle();
   expect(sdk.state).toBe('polling');
@@ -174,10 +186,13 @@ describe('poll-only mode', () => {
   });
 });
 
-
 async function toPolling(sdk: { connect(): void; state: string }) {
   sdk.connect();
-  for (let i = 0; i < 3; i++) { await settle(); FakeSocket.last.drop(1006); await vi.advanceTimersByTimeAsync(0); }
+  for (let i = 0; i < 3; i++) {
+    await settle();
+    FakeSocket.last.drop(1006);
+    await vi.advanceTimersByTimeAsync(0);
+  }
   await vi.advanceTimersByTimeAsync(0);
 }
 
@@ -193,11 +208,11 @@ describe('interleavings that must stay exact', () => {
     const ws = FakeSocket.last;
     rest.setDelay(1_000);
     rest.db.push(signal(11));
-    await vi.advanceTimersByTimeAsync(19_000);   // poll round started, page in flight
-    ws.welcome(11);                              // socket takes over
+    await vi.advanceTimersByTimeAsync(19_000); // poll round started, page in flight
+    ws.welcome(11); // socket takes over
     ws.receive({ type: 'signal', ...signal(11) });
     ws.receive({ type: 'replay_complete', last_seq: 11, count: 1 });
-    await vi.advanceTimersByTimeAsync(2_000);    // the page lands: ignored
+    await vi.advanceTimersByTimeAsync(2_000); // the page lands: ignored
     expect(seen).toEqual(['s11@1']);
     expect(sdk.state).toBe('live');
   });
@@ -223,7 +238,12 @@ describe('interleavings that must stay exact', () => {
     const rest = fakeListing();
     rest.db.push(signal(11), signal(12), signal(13));
     const { client: sdk, seen } = client({ since: 10, fetch: rest.fetch });
-    sdk.on('signal', (s) => { if (s.seq === 12) { sdk.close(); sdk.connect(); } });
+    sdk.on('signal', (s) => {
+      if (s.seq === 12) {
+        sdk.close();
+        sdk.connect();
+      }
+    });
     sdk.connect();
     await settle();
     FakeSocket.last.welcome(13);
@@ -237,7 +257,9 @@ describe('interleavings that must stay exact', () => {
   it('token_expiring racing a close: the late token is not sent on the next socket, no error', async () => {
     let release!: (t: string) => void;
     let n = 0;
-    const { client: sdk, errors } = client({ getToken: ({ reason }) => (reason === 'expiring' ? new Promise<string>((r) => (release = r)) : `t${++n}`) });
+    const { client: sdk, errors } = client({
+      getToken: ({ reason }) => (reason === 'expiring' ? new Promise<string>((r) => (release = r)) : `t${++n}`),
+    });
     sdk.connect();
     await settle();
     const a = FakeSocket.last;
@@ -245,7 +267,7 @@ describe('interleavings that must stay exact', () => {
     a.receive({ type: 'token_expiring', expires_at: 'x' });
     a.drop(1006);
     await vi.advanceTimersByTimeAsync(1_000);
-    expect(FakeSocket.last).toBe(a);   // the reconnect joined the in-flight 'expiring' call (single-flight)
+    expect(FakeSocket.last).toBe(a); // the reconnect joined the in-flight 'expiring' call (single-flight)
     release('fresh');
     await settle();
     const b = FakeSocket.last;
@@ -274,9 +296,9 @@ describe('interleavings that must stay exact', () => {
     const { client: sdk } = client();
     sdk.connect();
     await settle();
-    FakeSocket.last.drop(4501, 'unauthorized');   // before welcome
+    FakeSocket.last.drop(4501, 'unauthorized'); // before welcome
     await settle();
-    expect(FakeSocket.all).toHaveLength(2);       // design table: should already be failed
+    expect(FakeSocket.all).toHaveLength(2); // design table: should already be failed
     FakeSocket.last.drop(4501, 'unauthorized');
     expect(sdk.state).toBe('failed');
   });
@@ -296,7 +318,9 @@ describe('interleavings that must stay exact', () => {
 describe('close() from a handler is final', () => {
   it('state handler closes on "disconnected": no socket is opened after', async () => {
     const { client: sdk } = client();
-    sdk.on('state', (s) => { if (s.state === 'disconnected') sdk.close(); });
+    sdk.on('state', (s) => {
+      if (s.state === 'disconnected') sdk.close();
+    });
     sdk.connect();
     await settle();
     FakeSocket.last.welcome(0);
@@ -310,7 +334,9 @@ describe('close() from a handler is final', () => {
   it('error handler closes on token_unavailable: nothing reconnects', async () => {
     let calls = 0;
     const { client: sdk } = client({ getToken: () => (++calls === 1 ? Promise.reject(new Error('auth down')) : 't') });
-    sdk.on('error', (e) => { if (e.code === 'token_unavailable') sdk.close(); });
+    sdk.on('error', (e) => {
+      if (e.code === 'token_unavailable') sdk.close();
+    });
     sdk.connect();
     await vi.advanceTimersByTimeAsync(60_000);
     expect(sdk.state).toBe('closed');
@@ -319,7 +345,9 @@ describe('close() from a handler is final', () => {
 
   it('state handler closes on a 4501 "disconnected": no refresh socket is opened', async () => {
     const { client: sdk } = client();
-    sdk.on('state', (s) => { if (s.state === 'disconnected') sdk.close(); });
+    sdk.on('state', (s) => {
+      if (s.state === 'disconnected') sdk.close();
+    });
     sdk.connect();
     await settle();
     FakeSocket.last.welcome(0);

@@ -29,10 +29,24 @@ export const seen: { current: ReturnType<typeof useSignals> | undefined } = { cu
 export function Feed(props: UseSignalsOptions) {
   const result = useSignals(props);
   seen.current = result;
-  return <ol>{result.signals.map((s) => <li key={s.id}>{s.id}</li>)}</ol>;
+  return (
+    <ol>
+      {result.signals.map((s) => (
+        <li key={s.id}>{s.id}</li>
+      ))}
+    </ol>
+  );
 }
 export function App({ client, ...props }: UseSignalsOptions & { client: SignalcastClient }) {
-  return <SignalcastProvider client={client}><Feed {...props} /></SignalcastProvider>;
+  return (
+    <SignalcastProvider client={client}>
+      <Feed {...props} />
+    </SignalcastProvider>
+  );
 }
 export const ids = () => seen.current!.signals.map((s) => s.id);
-export const sig = (seq: number, patch: Partial<Signal> = {}, id = `s${seq}`, version = 1) => ({ type: version > 1 ? 'signal_update' : 'signal', ...signal(seq, id, version), ...patch });
+export const sig = (seq: number, patch: Partial<Signal> = {}, id = `s${seq}`, version = 1) => ({
+  type: version > 1 ? 'signal_update' : 'signal',
+  ...signal(seq, id, version),
+  ...patch,
+});

@@ -53,7 +53,11 @@ describe('useSignals', () => {
       }
       const after = Number(new URL(input).searchParams.get('after_seq') ?? 0);
       const data = after < 5 ? [sig(5)].map(({ type: _type, ...signal }) => signal) : [];
-      return { status: 200, headers: { get: () => null }, text: async () => JSON.stringify({ data, has_more: false, next_after_seq: 5, latest_seq: 5 }) };
+      return {
+        status: 200,
+        headers: { get: () => null },
+        text: async () => JSON.stringify({ data, has_more: false, next_after_seq: 5, latest_seq: 5 }),
+      };
     };
     const client = makeClient({ useWebSocket: false, fetch, since: 0, poll: { intervalMs: 1_000 } });
     rtl.render(<App client={client} />);
@@ -86,7 +90,7 @@ describe('useSignals', () => {
     expect(ids()).toEqual(['s1']);
   });
 
-  it('premiumOnly changes only the premium criterion of the client\'s filters', async () => {
+  it("premiumOnly changes only the premium criterion of the client's filters", async () => {
     const client = makeClient({ filters: { markets: ['crypto'] } });
     const { view, ws } = await live(client, { premiumOnly: false });
     expect(ws.query.get('markets')).toBe('crypto');
@@ -110,7 +114,14 @@ describe('useSignals', () => {
     token = 'free-token';
     rtl.render(<App client={client} />);
     await tick(5);
-    FakeSocket.last.receive({ type: 'welcome', user_id: 'u2', tier: 'free', server_time: new Date(0).toISOString(), latest_seq: 1, token_expires_at: null });
+    FakeSocket.last.receive({
+      type: 'welcome',
+      user_id: 'u2',
+      tier: 'free',
+      server_time: new Date(0).toISOString(),
+      latest_seq: 1,
+      token_expires_at: null,
+    });
     FakeSocket.last.receive({ type: 'replay_complete', last_seq: 1, count: 0 });
     await tick();
     expect(ids()).toEqual([]);
