@@ -5,6 +5,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
+import { redisReply } from './redis-ping.js';
 import type { TestProject } from 'vitest/node';
 
 /**
@@ -95,17 +96,7 @@ export function redisAnswers(url: string, timeoutMs = 1_000): Promise<boolean> {
   } catch {
     return Promise.resolve(false);
   }
-  return new Promise((resolve) => {
-    const socket = net.connect(port, host);
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(/^[+-]/.test(data.toString())));
-  });
+  return redisReply(port, host, timeoutMs).then((reply) => reply !== null && /^[+-]/.test(reply));
 }
 
 function specFiles(root: string, dir: string): string[] {

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { embeddedPostgresBinDir, isCI, systemPostgresBinDir } from './global-setup.js';
+import { redisReply } from './redis-ping.js';
 import { ADMIN, TEST_JWT_SECRET, type TestApp } from './test-app.js';
 
 /**
@@ -320,18 +321,8 @@ export async function startService(options: ServiceOptions): Promise<ServiceProc
 }
 
 /** Sends PING over a raw TCP connection; true on +PONG. */
-export function redisPing(port: number, timeoutMs = 1_000): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = net.connect(port, '127.0.0.1');
-    const done = (ok: boolean) => {
-      socket.destroy();
-      resolve(ok);
-    };
-    socket.setTimeout(timeoutMs, () => done(false));
-    socket.once('error', () => done(false));
-    socket.once('connect', () => socket.write('PING\r\n'));
-    socket.once('data', (data) => done(data.toString().startsWith('+PONG')));
-  });
+export async function redisPing(port: number, timeoutMs = 1_000): Promise<boolean> {
+  return (await redisReply(port, '127.0.0.1', timeoutMs))?.startsWith('+PONG') ?? false;
 }
 
 /** A `redis-server` of the test's own (no persistence), on `port` (a free one by default). */
