@@ -2,7 +2,8 @@ import type { Writable } from 'node:stream';
 import { Logger as NestLogger } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DocumentBuilder, SwaggerModule, type OpenAPIObject } from '@nestjs/swagger';
+import { openApiComponentSchemas } from './common/openapi.js';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module.js';
 import { HttpExceptionFilter } from './common/http-exception.filter.js';
@@ -55,14 +56,25 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   app.enableShutdownHooks();
   watchDescriptorExhaustion(app);
 
-  const openapi = new DocumentBuilder()
+  SwaggerModule.setup('docs', app, () => openApiDocument(app));
+  return app;
+}
+
+/**
+ * The OpenAPI 3.1 document (served at /docs-json, with a viewer at /docs): every operation's
+ * request, answers and errors, derived from the zod schemas the code validates and answers with.
+ */
+export function openApiDocument(app: NestExpressApplication): OpenAPIObject {
+  const config = new DocumentBuilder()
+    .setOpenAPIVersion('3.1.0')
     .setTitle('signalcast')
     .setDescription(
-      'Tier-gated trading-signal streaming. WebSocket protocol (/ws/signals): AsyncAPI 3 document at /docs/asyncapi.yaml; docs/protocol.md in the repository.',
+      'Tier-gated trading-signal streaming. WebSocket protocol (/ws/signals): AsyncAPI 3 document at /docs/asyncapi.yaml; docs/protocol.md in the repository. Every error answers `{ code, message, details? }`; each operation lists the codes it can return.',
     )
-    .addBearerAuth()
-    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key' }, 'api-key')
+    .addBearerAuth({ type: 'http', scheme: 'bearer', bearerFormat: 'JWT', description: 'An access token from POST /api/auth/token' })
+    .addApiKey({ type: 'apiKey', in: 'header', name: 'X-Api-Key', description: "A provider's API key" }, 'api-key')
     .build();
-  SwaggerModule.setup('docs', app, () => SwaggerModule.createDocument(app, openapi));
-  return app;
+  const document = SwaggerModule.createDocument(app, config);
+  document.components = { ...document.components, schemas: { ...document.components?.schemas, ...openApiComponentSchemas() } };
+  return document;
 }

@@ -69,6 +69,37 @@ describe('tier changes across a cluster with a slow or cut Redis link', () => {
     },
   );
 
+  it.each(['listing', 'replay'] as const)(
+    'gives no premium history on B (%s) to a user downgraded on A while B reads Redis 400 ms late',
+    async (path) => {
+      for (const one of [api.a, api.b]) await expect.poll(() => busOf(one), { timeout: 10_000 }).toBe('up');
+      const provider = await api.a.provider();
+      const user = await api.a.user('pro');
+      const premium = await api.a.sync(provider.apiKey, signalBody({ premium: true }));
+      const regular = await api.a.sync(provider.apiKey, signalBody());
+      const history = `/api/v1/signals?after_seq=${premium.body.seq - 1}`;
+      const listed = async () =>
+        ((await api.b.request('GET', history, { token: user.token })).body.data as { seq: number }[]).map((s) => s.seq);
+      // B has the user cached as pro.
+      expect(await listed()).toEqual([premium.body.seq, regular.body.seq]);
+      proxies.b.lag(400);
+      try {
+        expect((await api.a.setTier(user.id, 'free')).status).toBe(200);
+        if (path === 'listing') {
+          expect(await listed()).toEqual([regular.body.seq]);
+        } else {
+          const resumed = await WsClient.connect(b.wsUrl, { token: user.token, since: premium.body.seq - 1 });
+          expect((await resumed.next((m) => m.type === 'welcome')).tier).toBe('free');
+          await resumed.next((m) => m.type === 'replay_complete', 10_000);
+          expect(resumed.seqs()).toEqual([regular.body.seq]);
+          await resumed.close();
+        }
+      } finally {
+        proxies.b.lag(0);
+      }
+    },
+  );
+
   it('answers 503 for a downgrade on an instance that cannot reach Redis, and applies it everywhere once retried', async () => {
     const provider = await api.b.provider();
     const user = await api.b.user('pro');

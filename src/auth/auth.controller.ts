@@ -3,8 +3,8 @@ import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AppError } from '../common/app-error.js';
 import { RateLimiter, clientKey } from '../common/rate-limiter.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
-import { ApiZodBody } from '../common/openapi.js';
-import { tokenRequestSchema } from './auth.dto.js';
+import { ApiErrors, ApiZodBody, ApiZodResponse } from '../common/openapi.js';
+import { accessTokenSchema, tokenRequestSchema, type AccessToken } from './auth.dto.js';
 import { AuthService } from './auth.service.js';
 import type { z } from 'zod';
 
@@ -20,10 +20,12 @@ export class AuthController {
   @HttpCode(200)
   @ApiOperation({ summary: 'Exchange email and password for an access token (rate-limited per client IP, across the cluster)' })
   @ApiZodBody(tokenRequestSchema)
+  @ApiZodResponse(200, 'A bearer token for the HTTP API and the WebSocket', accessTokenSchema)
+  @ApiErrors('validation_failed', 'invalid_credentials', 'rate_limited', 'database_unavailable')
   async token(
     @Ip() ip: string,
     @Body(new ZodValidationPipe(tokenRequestSchema)) body: z.output<typeof tokenRequestSchema>,
-  ): Promise<{ access_token: string; token_type: 'Bearer'; expires_in: number }> {
+  ): Promise<AccessToken> {
     const { allowed, retryAfterSeconds } = await this.limiter.take(clientKey(ip));
     if (!allowed) {
       throw new AppError('rate_limited', 'Too many token requests; retry later', undefined, {

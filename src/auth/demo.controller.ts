@@ -1,7 +1,18 @@
 import { Controller, Get, Res } from '@nestjs/common';
 import type { Response } from 'express';
-import { ApiNoContentResponse, ApiOkResponse, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { AccountBootstrapService, type DemoAccount } from './account-bootstrap.service.js';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
+import { apiComponent, ApiErrors, ApiZodResponse } from '../common/openapi.js';
+import { Role, Tier } from '../generated/prisma/enums.js';
+import { AccountBootstrapService } from './account-bootstrap.service.js';
+
+const demoSignInSchema = apiComponent(
+  'DemoSignIn',
+  z.object({
+    password: z.string(),
+    accounts: z.array(z.object({ email: z.string(), role: z.enum(Role), tier: z.enum(Tier) })),
+  }),
+);
 
 /**
  * Public on purpose: it only answers while the demo accounts, whose password is published, exist.
@@ -15,25 +26,10 @@ export class DemoController {
 
   @Get('demo')
   @ApiOperation({ summary: 'The demo accounts and their password, for one-click demo sign-in; 204 when the demo seed is off' })
-  @ApiOkResponse({
-    schema: {
-      type: 'object',
-      required: ['password', 'accounts'],
-      properties: {
-        password: { type: 'string' },
-        accounts: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['email', 'role', 'tier'],
-            properties: { email: { type: 'string' }, role: { type: 'string' }, tier: { type: 'string' } },
-          },
-        },
-      },
-    },
-  })
-  @ApiNoContentResponse({ description: 'The demo seed is not active on this server' })
-  demo(@Res({ passthrough: true }) response: Response): { password: string; accounts: DemoAccount[] } | undefined {
+  @ApiZodResponse(200, 'The demo accounts', demoSignInSchema)
+  @ApiZodResponse(204, 'The demo seed is not active on this server')
+  @ApiErrors()
+  demo(@Res({ passthrough: true }) response: Response): z.infer<typeof demoSignInSchema> | undefined {
     const demo = this.accounts.demoSignIn();
     if (!demo) response.status(204);
     return demo ?? undefined;

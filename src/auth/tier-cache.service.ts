@@ -79,6 +79,18 @@ export class TierCache implements OnModuleDestroy {
   }
 
   /**
+   * One user's tier with every change answered anywhere in the cluster before this call applied:
+   * the bus is fenced first (a change answered on another instance may still be on its way here).
+   * For whatever gates what a user is sent from stored history (a replay, a listing), which no bus
+   * message orders behind the change. If the fence fails, the bus counts as down and the tier is
+   * read from the database.
+   */
+  async current(userId: string): Promise<Tier | undefined> {
+    await this.bus.fence().catch(() => undefined);
+    return this.get(userId);
+  }
+
+  /**
    * Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent.
    * The answer is read from the cache after the load, so a tier change that arrived while the
    * query ran (for any of the users) is what the caller sees.

@@ -4,18 +4,9 @@ import { AppError } from '../common/app-error.js';
 import type { User } from '../generated/prisma/client.js';
 import { ApiKeysRepository, type ApiKeySummary } from './api-keys.repository.js';
 import { generateApiKey } from './api-key.js';
-import type { CreateUserInput, ListUsersQuery, UpdateUserInput, UserPosition } from './auth.dto.js';
+import type { ApiKeyView, CreateUserInput, ListUsersQuery, UpdateUserInput, UserPosition, UserView } from './auth.dto.js';
 import { hashPassword } from './passwords.js';
 import { UsersRepository } from './users.repository.js';
-
-export interface UserView {
-  id: string;
-  email: string;
-  role: User['role'];
-  tier: User['tier'];
-  created_at: string;
-  updated_at: string;
-}
 
 export function toUserView(user: User): UserView {
   return {
@@ -26,14 +17,6 @@ export function toUserView(user: User): UserView {
     created_at: user.createdAt.toISOString(),
     updated_at: user.updatedAt.toISOString(),
   };
-}
-
-/** An API key as the admin API lists it. */
-export interface ApiKeyView {
-  id: string;
-  prefix: string;
-  created_at: string;
-  revoked_at: string | null;
 }
 
 export function toApiKeyView(key: ApiKeySummary): ApiKeyView {

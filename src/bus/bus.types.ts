@@ -1,3 +1,5 @@
+import { z } from 'zod';
+import { utcTimestamp } from '../common/wire-schemas.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 
@@ -13,7 +15,8 @@ export interface UserChange {
 export type Unsubscribe = () => void;
 
 /** `in-process`: single instance; `up`/`down`: the shared bus (Redis) is reachable or not. */
-export type BusStatus = 'in-process' | 'up' | 'down';
+export const busStatusSchema = z.enum(['in-process', 'up', 'down']);
+export type BusStatus = z.infer<typeof busStatusSchema>;
 
 /**
  * Fan-out between instances. The instance that stores a signal publishes it once; every instance
@@ -48,27 +51,31 @@ export abstract class MessageBus {
   abstract status(): BusStatus;
 }
 
+const count = z.int().min(0);
+
 /** One instance's live numbers, as `/ws/stats` shows them. */
-export interface InstanceSnapshot {
-  instance_id: string;
-  total_connections: number;
-  active_users: number;
-  signals_broadcast: number;
-  messages_delivered: number;
-  slow_consumers_disconnected: number;
+export const instanceSnapshotSchema = z.object({
+  instance_id: z.string(),
+  total_connections: count,
+  active_users: count,
+  signals_broadcast: count,
+  messages_delivered: count,
+  slow_consumers_disconnected: count,
   /** Signals this instance delivered from the database because their bus message was missed. */
-  gaps_refilled: number;
+  gaps_refilled: count,
   /** Sync groups this instance read and planned again because another instance wrote first. */
-  write_conflicts: number;
-  delivered_seq: number;
+  write_conflicts: count,
+  delivered_seq: count,
   /** The process's resident memory and V8 heap in use, when the snapshot was taken. */
-  rss_bytes: number;
-  heap_used_bytes: number;
+  rss_bytes: count,
+  heap_used_bytes: count,
   /** Event-loop delay since the previous snapshot (how late timers and I/O callbacks ran). */
-  event_loop_delay_ms: { p50: number; p99: number; max: number };
-  started_at: string;
-  reported_at: string;
-}
+  event_loop_delay_ms: z.object({ p50: z.number().min(0), p99: z.number().min(0), max: z.number().min(0) }),
+  started_at: utcTimestamp,
+  reported_at: utcTimestamp,
+});
+
+export type InstanceSnapshot = z.infer<typeof instanceSnapshotSchema>;
 
 /**
  * What the instances of a cluster know of each other: who is alive, their numbers, and the

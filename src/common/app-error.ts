@@ -1,3 +1,5 @@
+import { z } from 'zod';
+
 /**
  * Errors as data: every failure the service reports has a stable code. The one table below maps
  * each code to its HTTP status; `ws-close-codes.ts` holds the WebSocket side.
@@ -19,10 +21,21 @@ export const ERROR_STATUS = {
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
-export interface ErrorDetail {
-  field: string;
-  message: string;
-}
+const errorDetailSchema = z.object({
+  field: z.string(),
+  message: z.string(),
+});
+
+export type ErrorDetail = z.infer<typeof errorDetailSchema>;
+
+/** An error's body, `{ code, message, details? }`, with the codes an answer can carry. */
+export const errorBodySchema = <C extends ErrorCode>(codes: readonly C[]) =>
+  z.object({
+    code: z.enum(codes as [C, ...C[]]),
+    message: z.string(),
+    /** Set on `validation_failed`: one entry per offending field. */
+    details: z.array(errorDetailSchema).optional(),
+  });
 
 export class AppError extends Error {
   constructor(
@@ -39,7 +52,7 @@ export class AppError extends Error {
     return ERROR_STATUS[this.code];
   }
 
-  toJSON(): { code: ErrorCode; message: string; details?: ErrorDetail[] } {
+  toJSON(): z.infer<ReturnType<typeof errorBodySchema<ErrorCode>>> {
     return this.details ? { code: this.code, message: this.message, details: this.details } : { code: this.code, message: this.message };
   }
 }

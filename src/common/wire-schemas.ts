@@ -28,3 +28,6 @@ export const isoTimestamp = z.iso
   .datetime({ offset: true, message: 'must be an ISO 8601 date-time' })
   .transform((value) => new Date(value))
   .refine((date) => date.getTime() >= EARLIEST && date.getTime() <= LATEST, 'must be between 1970-01-01 and 9999-12-31 (UTC)');
+
+/** A moment as the service writes it: ISO 8601 in UTC (`Date.prototype.toISOString`). */
+export const utcTimestamp = z.iso.datetime();

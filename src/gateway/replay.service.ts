@@ -55,7 +55,7 @@ export class ReplayService {
     const open = () => connection.socket.readyState === connection.socket.OPEN;
     let count = 0;
     try {
-      const tier = await this.tiers.get(connection.userId);
+      const tier = await this.tiers.current(connection.userId);
       if (!tier) return connection.close('UNAUTHORIZED');
       const query = { afterSeq: since, throughSeq: target, filter: connection.filter };
       if ((await this.signals.count(tier, query, this.maxReplay + 1)) > this.maxReplay) {
@@ -76,7 +76,7 @@ export class ReplayService {
         });
         // The tier may have changed while the page was read: what is written is gated by the tier
         // the user has now (nothing waits between this check and the writes).
-        const sendTier = await this.tiers.get(connection.userId);
+        const sendTier = await this.tiers.current(connection.userId);
         if (!sendTier) return connection.close('UNAUTHORIZED');
         for (const event of page) {
           connection.lastSeq = event.seq;
@@ -90,7 +90,7 @@ export class ReplayService {
       while (connection.backlog.length > 0 && open() && connection.phase === 'replaying') {
         if (!(await this.drained(connection))) return;
         // Parked events were gated when they arrived; the tier may have changed since.
-        const sendTier = await this.tiers.get(connection.userId);
+        const sendTier = await this.tiers.current(connection.userId);
         if (!sendTier) return connection.close('UNAUTHORIZED');
         if (connection.phase !== 'replaying') break;
         for (const event of connection.backlog.splice(0, this.pageSize)) {

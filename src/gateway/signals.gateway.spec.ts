@@ -73,7 +73,7 @@ function setup() {
   let releaseTiers!: () => void;
   const tiersHeld = new Promise<void>((resolve) => (releaseTiers = resolve));
   const tiers = strictMock<TierCache>({
-    get: async (): Promise<Tier> => {
+    current: async (): Promise<Tier> => {
       await tiersHeld;
       return 'free';
     },

@@ -94,7 +94,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 
     let tier;
     try {
-      tier = await this.tiers.get(principal.userId);
+      tier = await this.tiers.current(principal.userId);
     } catch (error) {
       this.logger.warn(`Tier lookup at connect failed: ${(error as Error).message}`);
       return connection.close('INTERNAL_ERROR');

@@ -1,25 +1,34 @@
 import { Controller, Get, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { z } from 'zod';
 import { JwtAuthGuard, Roles, RolesGuard } from '../auth/auth.guards.js';
 import { TierCache } from '../auth/tier-cache.service.js';
-import { ClusterState, MessageBus, type BusStatus, type InstanceSnapshot } from '../bus/bus.types.js';
-import type { Tier } from '../generated/prisma/enums.js';
+import { busStatusSchema, ClusterState, instanceSnapshotSchema, MessageBus, type InstanceSnapshot } from '../bus/bus.types.js';
+import { apiComponent, ApiErrors, ApiZodResponse } from '../common/openapi.js';
+import { Tier } from '../generated/prisma/enums.js';
 import { TIERS } from '../signals/entitlement.js';
 import { ClusterReporter } from './cluster-reporter.service.js';
 
-export interface WsStats {
-  total_connections: number;
-  active_users: number;
-  users_by_tier: Record<Tier, number>;
-  /** Signals broadcast: every instance handles every signal, so this is the highest count of any. */
-  signals_broadcast: number;
-  messages_delivered: number;
-  slow_consumers_disconnected: number;
-  uptime_seconds: number;
-  bus: BusStatus;
-  instance_id: string;
-  instances: InstanceSnapshot[];
-}
+const count = z.int().min(0);
+
+export const wsStatsSchema = apiComponent(
+  'WsStats',
+  z.object({
+    total_connections: count,
+    active_users: count,
+    users_by_tier: z.record(z.enum(Tier), count),
+    /** Signals broadcast: every instance handles every signal, so this is the highest count of any. */
+    signals_broadcast: count,
+    messages_delivered: count,
+    slow_consumers_disconnected: count,
+    uptime_seconds: count,
+    bus: busStatusSchema,
+    instance_id: z.string(),
+    instances: z.array(apiComponent('InstanceSnapshot', instanceSnapshotSchema)),
+  }),
+);
+
+export type WsStats = z.infer<typeof wsStatsSchema>;
 
 @ApiTags('admin')
 @ApiBearerAuth()
@@ -36,10 +45,12 @@ export class StatsController {
 
   @Get('stats')
   @ApiOperation({ summary: 'Live WebSocket statistics of the whole cluster, with a per-instance breakdown' })
+  @ApiZodResponse(200, 'The whole cluster, and each live instance', wsStatsSchema)
+  @ApiErrors('unauthorized', 'forbidden', 'database_unavailable')
   async stats(): Promise<WsStats> {
     const self = await this.reporter.report();
     const [instances, users] = await Promise.all([this.cluster.instances(), this.cluster.connectedUsers()]);
-    const usersByTier = Object.fromEntries(TIERS.map((tier) => [tier, 0])) as Record<Tier, number>;
+    const usersByTier = Object.fromEntries(TIERS.map((tier) => [tier, 0])) as WsStats['users_by_tier'];
     for (const tier of (await this.tiers.getMany(users)).values()) usersByTier[tier]++;
     const sum = (pick: (i: InstanceSnapshot) => number) => instances.reduce((total, i) => total + pick(i), 0);
     return {

@@ -1,5 +1,7 @@
+import { z } from 'zod';
 import type { Prisma, Signal } from '../generated/prisma/client.js';
-import type { SignalSide, SignalStatus, Tier } from '../generated/prisma/enums.js';
+import { SignalSide, SignalStatus, Tier } from '../generated/prisma/enums.js';
+import { utcTimestamp } from '../common/wire-schemas.js';
 import type { SignalEvent } from './signal.types.js';
 
 /** Each column type's value in a record: its wire form. */
@@ -29,8 +31,9 @@ interface Field {
   readonly fixed?: true;
   /** The key on the wire, where it is not the column's name. */
   readonly wire?: string;
-  /** The value on the wire, where it is not the stored one. */
+  /** The value on the wire, where it is not the stored one, and its schema. */
   readonly show?: (value: never) => unknown;
+  readonly shown?: z.ZodType;
 }
 
 /**
@@ -58,7 +61,7 @@ const SIGNAL_FIELDS = {
   timeframe: { sql: 'text', content: true },
   note: { sql: 'text', nullable: true, content: true },
   /** Stored as a tier (an elite-only signal needs no schema change), shown as whether it is premium. */
-  min_tier: { sql: '"Tier"', content: true, wire: 'premium', show: (tier: Tier) => tier !== 'free' },
+  min_tier: { sql: '"Tier"', content: true, wire: 'premium', show: (tier: Tier) => tier !== 'free', shown: z.boolean() },
   status: { sql: '"SignalStatus"', content: true },
   version: { sql: 'int' },
   issued_at: { sql: 'timestamptz', content: true },
@@ -105,6 +108,30 @@ export function viewOf(record: SignalRecord): SignalView {
   for (const { column, key, show } of WIRE) view[key] = show ? show(record[column]) : record[column];
   return view as SignalView;
 }
+
+/** Each column type's wire value, as a schema (the OpenAPI document's `Signal`). */
+const WIRE_SCHEMAS: { [T in keyof SqlValues]: z.ZodType<SqlValues[T]> } = {
+  uuid: z.uuid(),
+  text: z.string(),
+  int: z.int(),
+  bigint: z.int().min(0),
+  numeric: z.string().regex(/^\d+(\.\d+)?$/),
+  'numeric[]': z.array(z.string().regex(/^\d+(\.\d+)?$/)),
+  timestamptz: utcTimestamp,
+  '"Tier"': z.enum(Tier),
+  '"SignalSide"': z.enum(SignalSide),
+  '"SignalStatus"': z.enum(SignalStatus),
+};
+
+/** A signal on the wire, as a schema: the columns in order, with their wire keys and values. */
+export const signalViewSchema = z.object(
+  Object.fromEntries(
+    SIGNAL_COLUMNS.map((column) => {
+      const value = column.shown ?? WIRE_SCHEMAS[column.sql];
+      return [column.wire ?? column.name, column.nullable ? value.nullable() : value];
+    }),
+  ),
+) as unknown as z.ZodType<SignalView>;
 
 /** Prisma's value of a column type, in wire form (null stays null); the other types are the same. */
 const FROM_PRISMA: { [T in keyof SqlValues]?: (value: never) => SqlValues[T] } = {

@@ -1,7 +1,10 @@
 import { z } from 'zod';
 import { SignalSide, SignalStatus } from '../generated/prisma/enums.js';
 import { Prisma } from '../generated/prisma/client.js';
+import { errorBodySchema } from '../common/app-error.js';
+import { apiComponent } from '../common/openapi.js';
 import { decimalInteger, isoTimestamp, storableText } from '../common/wire-schemas.js';
+import { signalViewSchema } from './signal-fields.js';
 
 const { Decimal } = Prisma;
 
@@ -52,18 +55,68 @@ export const syncBatchSchema = (maxItems: number) =>
 
 export const listSignalsQuerySchema = (maxLimit: number) =>
   z.strictObject({
-    symbol: symbolSchema.optional(),
-    after_seq: decimalInteger().default(0),
-    // The subscription filter, as on the connection URL (parsed by `filterFromQuery`).
-    symbols: z.string().optional(),
-    markets: z.string().optional(),
-    providers: z.string().optional(),
-    sides: z.string().optional(),
-    min_confidence: z.string().optional(),
-    premium: z.string().optional(),
+    after_seq: decimalInteger().default(0).describe('signals after this seq (decimal digits); default 0'),
     limit: decimalInteger(maxLimit)
       .refine((limit) => limit >= 1, 'must be at least 1')
-      .default(Math.min(100, maxLimit)),
+      .default(Math.min(100, maxLimit))
+      .describe(`page size, 1 to SIGNALS_PAGE_MAX (${maxLimit} here); default ${Math.min(100, maxLimit)}`),
+    // The subscription filter, as on the connection URL (parsed by `filterFromQuery`).
+    symbols: z.string().optional().describe('comma-separated symbols (the filter of the WebSocket URL)'),
+    symbol: symbolSchema.optional().describe('one symbol (kept for older clients)'),
+    markets: z.string().optional().describe('comma-separated lowercase markets'),
+    providers: z.string().optional().describe('comma-separated provider ids (UUIDs)'),
+    sides: z.string().optional().describe('comma-separated sides: buy, sell, long, short, close'),
+    min_confidence: z.string().optional().describe('integer 0 to 100'),
+    premium: z.string().optional().describe('true: premium signals only; false: regular signals only'),
   });
 
 export type ListSignalsQuery = z.output<ReturnType<typeof listSignalsQuerySchema>>;
+
+// Answers.
+
+export const signalSchema = apiComponent(
+  'Signal',
+  signalViewSchema,
+  'One version of a signal. Prices are decimal strings; `seq` orders every version the service stored.',
+);
+
+const syncResultShape = {
+  result: z.enum(['created', 'updated', 'unchanged']),
+  /** The seq of the version stored (for `unchanged`, the current one). */
+  seq: z.int().min(1),
+  signal: signalSchema,
+};
+
+export const syncResponseSchema = apiComponent('SyncResponse', z.object(syncResultShape));
+
+/** The errors a batch item can carry; the batch itself is answered 200. */
+const BATCH_ITEM_ERRORS = ['validation_failed', 'database_unavailable', 'internal_error'] as const;
+
+export const syncBatchResponseSchema = apiComponent(
+  'SyncBatchResponse',
+  z.object({
+    /** One per item, in the order of the request. */
+    results: z.array(
+      z.union([
+        z.object({ index: z.int().min(0), status: z.literal([200, 201]), ...syncResultShape }),
+        z.object({ index: z.int().min(0), status: z.literal([400, 500, 503]), error: errorBodySchema(BATCH_ITEM_ERRORS) }),
+      ]),
+    ),
+  }),
+);
+
+export const signalsPageSchema = apiComponent(
+  'SignalsPage',
+  z.object({
+    data: z.array(signalSchema),
+    /** The `after_seq` of the next page. */
+    next_after_seq: z.int().min(0),
+    has_more: z.boolean(),
+    /** The newest seq stored when the page was read: where a client with no position starts. */
+    latest_seq: z.int().min(0),
+  }),
+);
+
+export type SyncResponse = z.infer<typeof syncResponseSchema>;
+export type SyncBatchResponse = z.infer<typeof syncBatchResponseSchema>;
+export type SignalsPage = z.infer<typeof signalsPageSchema>;

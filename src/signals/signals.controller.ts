@@ -1,27 +1,46 @@
 import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiHeader, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyGuard, CurrentPrincipal, JwtAuthGuard } from '../auth/auth.guards.js';
 import type { Principal } from '../auth/principal.js';
 import { TierCache } from '../auth/tier-cache.service.js';
-import { AppError, type ErrorDetail } from '../common/app-error.js';
-import { ApiZodBody } from '../common/openapi.js';
+import { AppError } from '../common/app-error.js';
+import { ApiErrors, ApiZodBody, ApiZodQuery, ApiZodResponse } from '../common/openapi.js';
 import { validationError, ZodValidationPipe, zodIssues } from '../common/zod-validation.pipe.js';
 import { AppConfig } from '../config/app-config.js';
-import { listSignalsQuerySchema, syncBatchSchema, syncSignalSchema, type ListSignalsQuery, type SyncSignalInput } from './signal.dto.js';
+import { envSchema } from '../config/config.schema.js';
+import {
+  listSignalsQuerySchema,
+  signalsPageSchema,
+  syncBatchResponseSchema,
+  syncBatchSchema,
+  syncResponseSchema,
+  syncSignalSchema,
+  type ListSignalsQuery,
+  type SignalsPage,
+  type SyncBatchResponse,
+  type SyncResponse,
+  type SyncSignalInput,
+} from './signal.dto.js';
 import { filterFromQuery } from './signal-filter.js';
-import type { SignalView, SyncOutcome, SyncResult } from './signal.types.js';
+import type { SyncOutcome } from './signal.types.js';
 import { SignalsService } from './signals.service.js';
 
-interface SyncResponse {
-  result: SyncResult;
-  seq: number;
-  signal: SignalView;
-}
+/** The document shows the limits at their defaults; a deployment may configure others. */
+const SYNC_BATCH_MAX_ITEMS_DEFAULT = envSchema.shape.SYNC_BATCH_MAX_ITEMS.parse(undefined);
+const SIGNALS_PAGE_MAX_DEFAULT = envSchema.shape.SIGNALS_PAGE_MAX.parse(undefined);
 
-type BatchItemResponse =
-  | ({ index: number; status: 200 | 201 } & SyncResponse)
-  | { index: number; status: number; error: { code: string; message: string; details?: ErrorDetail[] } };
+/**
+ * What every sync can meet before its handler: no key, or an unknown or revoked one (401), a key
+ * that is not a provider's (403), a database that does not answer (503).
+ */
+const PROVIDER_ERRORS = ['unauthorized', 'forbidden', 'database_unavailable'] as const;
+
+type BatchItemResponse = SyncBatchResponse['results'][number];
+type BatchItemError = Extract<BatchItemResponse, { error: unknown }>;
+
+/** A batch item that was not stored: its error, with the status a single sync would have had. */
+const itemError = (index: number, error: AppError) => ({ index, status: error.status, error: error.toJSON() }) as BatchItemError;
 
 const toResponse = ({ result, signal }: SyncOutcome): SyncResponse => ({ result, seq: signal.seq, signal });
 
@@ -42,11 +61,14 @@ export class SignalsController {
 
   @Post('external-signals/sync/signal')
   @UseGuards(ApiKeyGuard)
-  @ApiHeader({ name: 'X-Api-Key', required: true })
+  @ApiSecurity('api-key')
   @ApiOperation({
     summary: 'Upsert one signal by (provider, external_id): 201 new, 200 amended (new version) or identical re-send',
   })
   @ApiZodBody(syncSignalSchema)
+  @ApiZodResponse(201, 'Stored as a new signal (version 1)', syncResponseSchema)
+  @ApiZodResponse(200, 'Amended (a new version) or re-sent unchanged (nothing stored)', syncResponseSchema)
+  @ApiErrors(...PROVIDER_ERRORS, 'validation_failed')
   async syncOne(
     @CurrentPrincipal() provider: Principal,
     @Body(new ZodValidationPipe(syncSignalSchema)) body: SyncSignalInput,
@@ -60,9 +82,12 @@ export class SignalsController {
   @Post('external-signals/sync/signals')
   @HttpCode(200)
   @UseGuards(ApiKeyGuard)
-  @ApiHeader({ name: 'X-Api-Key', required: true })
+  @ApiSecurity('api-key')
   @ApiOperation({ summary: 'Upsert a batch of signals; each item is answered individually, in order' })
-  async syncMany(@CurrentPrincipal() provider: Principal, @Body() body: unknown): Promise<{ results: BatchItemResponse[] }> {
+  @ApiZodBody(syncBatchSchema(SYNC_BATCH_MAX_ITEMS_DEFAULT))
+  @ApiZodResponse(200, 'Each item answered: stored, unchanged, or its own error', syncBatchResponseSchema)
+  @ApiErrors(...PROVIDER_ERRORS, 'validation_failed')
+  async syncMany(@CurrentPrincipal() provider: Principal, @Body() body: unknown): Promise<SyncBatchResponse> {
     const envelope = this.batchSchema.safeParse(body);
     if (!envelope.success) throw validationError(zodIssues(envelope.error));
     const results: BatchItemResponse[] = [];
@@ -74,7 +99,7 @@ export class SignalsController {
         return;
       }
       const details = zodIssues(parsed.error).map((d) => ({ ...d, field: `signals[${index}].${d.field}` }));
-      results[index] = { index, status: 400, error: validationError(details).toJSON() };
+      results[index] = itemError(index, validationError(details));
     });
     const settled = await this.signals.syncEach(
       provider.userId,
@@ -90,7 +115,7 @@ export class SignalsController {
         return;
       }
       const error = outcome.reason instanceof AppError ? outcome.reason : new AppError('internal_error', 'The signal could not be stored');
-      results[index] = { index, status: error.status, error: error.toJSON() };
+      results[index] = itemError(index, error);
     });
     return { results };
   }
@@ -99,26 +124,17 @@ export class SignalsController {
   @UseGuards(JwtAuthGuard)
   @ApiBearerAuth()
   @ApiOperation({ summary: 'Signals after a seq, oldest first, filtered by your tier and the filter (polling and catch-up)' })
-  @ApiQuery({ name: 'after_seq', required: false, description: 'non-negative integer (decimal digits); default 0' })
-  @ApiQuery({ name: 'limit', required: false, description: 'page size, 1 to SIGNALS_PAGE_MAX; default 100' })
-  @ApiQuery({ name: 'symbols', required: false, description: 'comma-separated symbols (the filter of the WebSocket URL)' })
-  @ApiQuery({ name: 'symbol', required: false, description: 'one symbol (kept for older clients)' })
-  @ApiQuery({ name: 'markets', required: false, description: 'comma-separated lowercase markets' })
-  @ApiQuery({ name: 'providers', required: false, description: 'comma-separated provider ids (UUIDs)' })
-  @ApiQuery({ name: 'sides', required: false, description: 'comma-separated sides: buy, sell, long, short, close' })
-  @ApiQuery({ name: 'min_confidence', required: false, description: 'integer 0 to 100' })
-  @ApiQuery({ name: 'premium', required: false, enum: ['true', 'false'], description: 'premium signals only, or regular ones only' })
-  async list(
-    @CurrentPrincipal() principal: Principal,
-    @Query() rawQuery: Record<string, unknown>,
-  ): Promise<{ data: SignalView[]; next_after_seq: number; has_more: boolean; latest_seq: number }> {
+  @ApiZodQuery(listSignalsQuerySchema(SIGNALS_PAGE_MAX_DEFAULT))
+  @ApiZodResponse(200, 'A page of signals, oldest first', signalsPageSchema)
+  @ApiErrors('unauthorized', 'validation_failed', 'database_unavailable')
+  async list(@CurrentPrincipal() principal: Principal, @Query() rawQuery: Record<string, unknown>): Promise<SignalsPage> {
     const query: ListSignalsQuery = this.listQueryPipe.transform(rawQuery);
     const { after_seq: _after, limit: _limit, symbol, ...filterParams } = query;
     const params = new URLSearchParams(Object.entries(filterParams).filter((entry): entry is [string, string] => entry[1] !== undefined));
     if (symbol) params.set('symbols', [symbol, ...(params.get('symbols')?.split(',') ?? [])].join(','));
     const { filter, error } = filterFromQuery(params);
     if (error) throw validationError([error]);
-    const tier = await this.tiers.get(principal.userId);
+    const tier = await this.tiers.current(principal.userId);
     if (!tier) throw new AppError('unauthorized', 'The user behind this token no longer exists');
     // Read before the page, so it never claims more than the page could show: a client starting
     // from nothing takes it as its position (as a socket takes the welcome's `latest_seq`).

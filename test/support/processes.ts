@@ -267,6 +267,7 @@ export class ServiceProcess extends ManagedProcess {
   asTestApp(): TestApp {
     return {
       app: undefined as never,
+      contract: undefined as never,
       baseUrl: this.baseUrl,
       wsUrl: this.wsUrl,
       close: () => this.stop('SIGTERM'),

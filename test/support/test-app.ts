@@ -10,6 +10,7 @@ import { createApp } from '../../src/app.factory.js';
 import { Api } from './clients.js';
 import { loadEnv } from '../../src/config/app-config.js';
 import { DEFAULT_POSTGRES_URL, redact } from './global-setup.js';
+import { OpenApiContract } from './openapi-contract.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-long-enough-for-hs256-000000';
 export const ADMIN = { email: 'admin@test.signalcast', password: 'admin-password-123' };
@@ -58,6 +59,9 @@ export interface TestApp {
   app: NestExpressApplication;
   baseUrl: string;
   wsUrl: string;
+  /** Every answer of a documented operation, held to the OpenAPI document. */
+  contract: OpenApiContract;
+  /** Closes the app, then fails if any answer did not match the OpenAPI document. */
   close(): Promise<void>;
 }
 
@@ -83,6 +87,7 @@ export async function startApp(
     ...overrides,
   });
   const app = await createApp(env, options);
+  const contract = new OpenApiContract(app);
   try {
     await app.listen(0, '127.0.0.1');
   } catch (error) {
@@ -95,7 +100,11 @@ export async function startApp(
     app,
     baseUrl: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
-    close: () => app.close(),
+    contract,
+    close: async () => {
+      await app.close();
+      contract.assertHeld();
+    },
   };
 }
 
