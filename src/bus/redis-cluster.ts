@@ -43,7 +43,14 @@ export class RedisClusterState extends ClusterState {
   private readonly local = new Map<string, number>();
   private readonly membersKey: string;
   private latest?: InstanceSnapshot;
-  private needsResync = false;
+  /**
+   * The hash of this instance's socket counts must be rewritten from `local`: a write to it failed,
+   * or the connection dropped. It is also rewritten at the first report (a predecessor with the same
+   * id may have left its counts) and after a gap long enough for the hash to have expired.
+   */
+  private needsResync = true;
+  /** When the last report that Redis applied in full was sent (this process's clock). */
+  private reportedAt = 0;
 
   constructor(
     private readonly redis: RedisClients,
@@ -110,20 +117,26 @@ export class RedisClusterState extends ClusterState {
 
   async report(snapshot: InstanceSnapshot): Promise<void> {
     this.latest = snapshot;
+    const sentAt = Date.now();
+    // Half the TTL: the hash expires a TTL after the last applied report, wherever the clocks are.
+    const resync = this.needsResync || sentAt - this.reportedAt >= this.ttlMs / 2;
     try {
       const multi = this.redis.command.multi();
       multi.set(this.snapshotKey(), JSON.stringify(snapshot), 'PX', this.ttlMs);
-      if (this.needsResync) {
+      if (resync) {
+        // Cleared now: a write that fails while this report is under way sets it again.
+        this.needsResync = false;
         multi.del(this.socketsKey());
         if (this.local.size > 0) multi.hset(this.socketsKey(), Object.fromEntries(this.local));
       }
       multi.pexpire(this.socketsKey(), this.ttlMs);
       multi.clusterMembers(this.membersKey, this.ttlMs, this.instanceId);
-      await multi.exec();
-      this.needsResync = false;
+      // A transaction answers even when a command inside it failed: each reply is checked.
+      resultsOf(await multi.exec());
+      this.reportedAt = sentAt;
     } catch (error) {
       this.needsResync = true;
-      this.logger.debug(`Cluster report failed: ${(error as Error).message}`);
+      this.logger.debug(`Cluster report failed (retried at the next report): ${(error as Error).message}`);
     }
   }
 

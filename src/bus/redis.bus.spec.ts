@@ -152,6 +152,52 @@ describe('redis: between instances', () => {
     }
   });
 
+  it('replaces the socket counts a crashed predecessor with the same INSTANCE_ID left behind', async () => {
+    const prefix = `sc-test-${randomBytes(4).toString('hex')}:`;
+    const admin = new Redis(REDIS_URL);
+    try {
+      // The predecessor held 5 sockets of u and died without a goodbye; it restarts holding none.
+      await admin.hset(`${prefix}sockets:inst-x`, 'u', 5);
+      const clients = new RedisClients(REDIS_URL, 'inst-x');
+      open.push({ close: () => clients.close() });
+      const restarted = new RedisClusterState(clients, prefix, 'inst-x', 10_000);
+      const other = await redisInstance(prefix);
+      open.push(other);
+      await restarted.report(snapshot('inst-x', 0));
+      expect(await other.cluster.userSockets('u')).toBe(0);
+      expect((await other.cluster.instances()).find((i) => i.instance_id === 'inst-x')?.total_connections).toBe(0);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  it('rebuilds its socket counts when they expired while it was late to report', async () => {
+    const [a, b] = await cluster(2, 600);
+    for (let i = 0; i < 3; i++) a!.cluster.socketOpened('u');
+    await a!.cluster.report(snapshot(a!.instanceId, 3));
+    await vi.waitFor(async () => expect(await b!.cluster.userSockets('u')).toBe(3));
+    await sleep(800); // no report for longer than the TTL: its keys expired
+    await a!.cluster.report(snapshot(a!.instanceId, 3));
+    expect(await b!.cluster.userSockets('u')).toBe(3);
+  });
+
+  it('treats a report whose transaction failed in part as failed, and rewrites its counts at the next one', async () => {
+    const [a, b] = await cluster(2);
+    a!.cluster.socketOpened('u');
+    await a!.cluster.report(snapshot(a!.instanceId, 1));
+    const admin = new Redis(REDIS_URL);
+    try {
+      // The counts are lost, and the membership command fails inside the transaction (WRONGTYPE).
+      await admin.multi().del(`${a!.prefix}sockets:${a!.instanceId}`).set(`${a!.prefix}instances`, 'not a sorted set').exec();
+      await a!.cluster.report(snapshot(a!.instanceId, 1));
+      await admin.del(`${a!.prefix}instances`);
+    } finally {
+      admin.disconnect();
+    }
+    await Promise.all([a!.cluster.report(snapshot(a!.instanceId, 1)), b!.cluster.report(snapshot(b!.instanceId, 0))]);
+    expect(await b!.cluster.userSockets('u')).toBe(1);
+  });
+
   it('reports down while its connection is killed, recovers by itself and says so', async () => {
     const [a, b] = await cluster(2);
     const recovered = vi.fn();

@@ -34,6 +34,11 @@ describe('loadEnv', () => {
     expect(env.JWT_SECRET_GENERATED).toBe(false);
   });
 
+  it('wants an instance TTL of at least two report intervals, so that a late report does not drop it', () => {
+    expect(() => loadEnv({ CLUSTER_REPORT_INTERVAL_MS: '2000', CLUSTER_INSTANCE_TTL_MS: '1000' })).toThrow(/CLUSTER_INSTANCE_TTL_MS/);
+    expect(loadEnv({ CLUSTER_REPORT_INTERVAL_MS: '500', CLUSTER_INSTANCE_TTL_MS: '1000' }).CLUSTER_INSTANCE_TTL_MS).toBe(1000);
+  });
+
   it('wants ADMIN_EMAIL and ADMIN_PASSWORD together', () => {
     expect(() => loadEnv({ ADMIN_EMAIL: 'a@b.io', ADMIN_PASSWORD: '' })).toThrow(/ADMIN_EMAIL and ADMIN_PASSWORD/);
   });

@@ -29,6 +29,12 @@ export function loadEnv(overrides: Record<string, string | undefined> = {}): App
   if (env.JWT_SECRET_PREVIOUS && !env.JWT_SECRET) {
     throw new ConfigError('Invalid configuration:\n  - JWT_SECRET_PREVIOUS: set JWT_SECRET too (the previous secret only verifies)');
   }
+  if (env.CLUSTER_REPORT_INTERVAL_MS * 2 > env.CLUSTER_INSTANCE_TTL_MS) {
+    // An instance must survive a late report: otherwise it drops out of the cluster between reports.
+    throw new ConfigError(
+      `Invalid configuration:\n  - CLUSTER_INSTANCE_TTL_MS: must be at least twice CLUSTER_REPORT_INTERVAL_MS (${env.CLUSTER_REPORT_INTERVAL_MS})`,
+    );
+  }
   if ((env.ADMIN_EMAIL === undefined) !== (env.ADMIN_PASSWORD === undefined)) {
     throw new ConfigError('Invalid configuration:\n  - ADMIN_EMAIL and ADMIN_PASSWORD: set both or neither');
   }
