@@ -95,13 +95,29 @@ describe('cluster of three instances', () => {
     await Promise.all(sockets.map((s) => s.close()));
   });
 
-  it('enforces the per-user socket cap across instances', async () => {
+  it('enforces the per-user socket cap across instances, and lets the refused socket in once another closes', async () => {
     const user = await api.a.user('free');
     const first = await connect(apps.a, user.token);
     const second = await connect(apps.b, user.token);
+    // Counted on other instances, whose counts may outlive a crashed one: refused, to be retried.
     const third = await WsClient.open(apps.c.wsUrl, { token: user.token });
-    expect((await third.waitClose()).code).toBe(4529);
-    await Promise.all([first.close(), second.close()]);
+    expect(await third.waitClose()).toEqual({ code: 4429, reason: 'too many connections for this user across the cluster: retry later' });
+    await second.close();
+    await expect
+      .poll(
+        async () => {
+          const retried = await WsClient.open(apps.c.wsUrl, { token: user.token });
+          const welcomed = await Promise.race([
+            retried.next((m) => m.type === 'welcome', 2_000).then(() => true),
+            retried.waitClose().then(() => false),
+          ]).catch(() => false);
+          await retried.close();
+          return welcomed;
+        },
+        { timeout: 10_000 },
+      )
+      .toBe(true);
+    await first.close();
   });
 
   it("delivers every signal once, in order, when an instance's Redis connection is killed mid-stream", async () => {

@@ -64,9 +64,17 @@ class FakeSocket extends EventEmitter {
   ping(): void {}
 }
 
+/** A cluster where other instances hold `elsewhere` sockets of every user (live or not: their counts outlive them by up to the TTL). */
+class ClusterWithOthers extends InProcessClusterState {
+  elsewhere = 0;
+  override async userSockets(userId: string): Promise<number> {
+    return (await super.userSockets(userId)) + this.elsewhere;
+  }
+}
+
 function setup() {
   const config = strictMock<AppConfig>({ get: ((key: string) => CONFIG[key]) as AppConfig['get'] });
-  const cluster = new InProcessClusterState('test');
+  const cluster = new ClusterWithOthers('test');
   const registry = new ConnectionRegistry(cluster);
   const auth = strictMock<AuthService>({ authenticateToken: (token: string) => ({ userId: token, role: 'subscriber' }) });
   const authenticator = new UpgradeAuthenticator(auth, registry, config);
@@ -88,7 +96,7 @@ function setup() {
     const socket = new FakeSocket();
     return { socket, handled: gateway.handleConnection(socket as unknown as WebSocket, request) };
   };
-  return { config, registry, upgrade, releaseTiers };
+  return { config, registry, cluster, upgrade, releaseTiers };
 }
 
 describe('SignalsGateway', () => {
@@ -111,5 +119,21 @@ describe('SignalsGateway', () => {
     socket.emit('message', Buffer.from(JSON.stringify({ type: 'ping', id: 1 })), false);
     await vi.waitFor(() => expect(socket.sent.map((text) => JSON.parse(text).type)).toEqual(['welcome', 'pong']));
     expect(config.get.mock.calls.length).toBe(readsAtStart);
+  });
+
+  it("refuses a user's socket past the cap with 4529 when this instance holds them, with 4429 (retry later) when others do", async () => {
+    const { cluster, upgrade, releaseTiers } = setup();
+    releaseTiers();
+    // Other instances' counts may belong to one that just died (they outlive it by up to the TTL):
+    // the client is told to retry, not to give up.
+    cluster.elsewhere = 5;
+    const counted = upgrade('busy');
+    await counted.handled;
+    expect(counted.socket.closedWith).toBe(4429);
+
+    cluster.elsewhere = 0;
+    const here = Array.from({ length: 6 }, () => upgrade('local'));
+    for (const { handled } of here) await handled;
+    expect(here.map(({ socket }) => socket.closedWith ?? 'open')).toEqual([...Array<string>(5).fill('open'), 4529]);
   });
 });

@@ -108,10 +108,11 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     // The upgrade checked the same cap, but sockets whose lookups were in flight together all passed
     // it: checked again here, in the same step as the registration, so none of them goes past it.
     if (this.upgrades.atConnectionLimit()) return connection.close('TRY_AGAIN_LATER');
-    // Counted across the cluster: the cap holds whichever instances the user's sockets land on.
-    if (Math.max(userSockets, this.registry.countForUser(principal.userId)) >= this.maxSocketsPerUser) {
-      return connection.close('TOO_MANY_CONNECTIONS');
-    }
+    // Counted across the cluster: the cap holds whichever instances the user's sockets land on. The
+    // sockets counted here are certain; other instances' counts may belong to one that just died
+    // (they outlive it by up to CLUSTER_INSTANCE_TTL_MS), so that refusal tells the client to retry.
+    if (this.registry.countForUser(principal.userId) >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS');
+    if (userSockets >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS_IN_CLUSTER');
     // Registration and welcome happen together: every signal with a seq above `latest_seq`
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);

@@ -13,6 +13,7 @@ const CLIENT_SHOULD: Record<WsCloseName, 'reconnect' | 'not reconnect'> = {
   RECONNECT: 'reconnect',
   SLOW_CONSUMER: 'reconnect',
   RATE_LIMITED: 'reconnect',
+  TOO_MANY_CONNECTIONS_IN_CLUSTER: 'reconnect',
   UNAUTHORIZED: 'not reconnect',
   TOKEN_EXPIRED: 'not reconnect',
   TOO_MANY_CONNECTIONS: 'not reconnect',

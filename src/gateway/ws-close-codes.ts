@@ -12,6 +12,7 @@ export const WS_CLOSE = {
   RECONNECT: { code: 4000, reason: 'connection lifetime reached' },
   SLOW_CONSUMER: { code: 4008, reason: 'slow consumer: resume by seq' },
   RATE_LIMITED: { code: 4029, reason: 'request rate limit exceeded' },
+  TOO_MANY_CONNECTIONS_IN_CLUSTER: { code: 4429, reason: 'too many connections for this user across the cluster: retry later' },
   UNAUTHORIZED: { code: 4501, reason: 'unauthorized' },
   TOKEN_EXPIRED: { code: 4501, reason: 'token expired' },
   TOO_MANY_CONNECTIONS: { code: 4529, reason: 'too many connections for this user' },

@@ -27,7 +27,7 @@ export function closeAction(code: number, afterReconnectMessage: boolean): Close
   if (afterReconnectMessage || code === 1001 || code === 4000) return { kind: 'spread' };
   if (code === 4501) return { kind: 'refresh-token' };
   if (code === 4529) return { kind: 'fail', code: 'too_many_sockets' };
-  if (code === 1011 || code === 1013 || code === 4029) return { kind: 'retry', floorMs: 5_000, countsAttempt: true };
+  if (code === 1011 || code === 1013 || code === 4029 || code === 4429) return { kind: 'retry', floorMs: 5_000, countsAttempt: true };
   if ([1002, 1003, 1007, 1008, 1009, 1010].includes(code) || (code >= 4500 && code <= 4999) || (code >= 3500 && code <= 3999)) {
     return { kind: 'fail', code: 'connection_rejected' };
   }

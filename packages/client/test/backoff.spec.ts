@@ -37,6 +37,7 @@ describe('closeAction: every close code by the rule', () => {
     [1011, { kind: 'retry', floorMs: 5_000 }],
     [1013, { kind: 'retry', floorMs: 5_000 }],
     [4029, { kind: 'retry', floorMs: 5_000 }],
+    [4429, { kind: 'retry', floorMs: 5_000 }],
     [1001, { kind: 'spread' }],
     [4000, { kind: 'spread' }],
     [4501, { kind: 'refresh-token' }],
