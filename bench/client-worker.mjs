@@ -1,40 +1,59 @@
 // A load-client process: opens sockets to one target and records, per socket, the seq and the
 // arrival time (epoch ms, µs precision, same clock as the harness) of every signal it receives.
 // Driven by the harness over IPC: connect → (signals flow) → collect → exit.
+//
+// The sockets are raw TCP sockets reading WebSocket frames from their bytes (./raw-socket.mjs),
+// the same client for every target. `BENCH_CLIENT=library` uses the `ws` and `socket.io-client`
+// libraries instead (the harness's clients before issue 15), to compare the two.
 import { performance } from 'node:perf_hooks';
-import { io } from 'socket.io-client';
-import WebSocket from 'ws';
+import { peek, openRawSocket } from './raw-socket.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 const sockets = [];
+const LIBRARY = process.env.BENCH_CLIENT === 'library';
 
-/**
- * The type and seq of a message, read without parsing the whole JSON (both come first in every
- * target's messages). The clients observe when each message arrives; the less each one costs here,
- * the less the measurement is bounded by the client core rather than the server. Same work for
- * every target.
- */
-function peek(raw) {
+/** The libraries' clients hand over decoded strings: type and seq read from the text, as before. */
+function peekText(raw) {
   const typeAt = raw.indexOf('"type":"');
   const type = typeAt < 0 ? undefined : raw.slice(typeAt + 8, raw.indexOf('"', typeAt + 8));
   const seqAt = raw.indexOf('"seq":');
   return { type, seq: seqAt < 0 ? undefined : parseInt(raw.slice(seqAt + 6, seqAt + 30), 10) };
 }
 
-function record(entry, raw) {
-  const message = peek(raw);
+/** One message: its type and seq, read from its bytes; `at`: when the read that held it arrived. */
+function record(entry, bytes, at = now()) {
+  const message = typeof bytes === 'string' ? peekText(bytes) : peek(bytes);
   if (message.type === 'signal' || message.type === 'signal_update') {
     if (message.seq <= (entry.seqs.at(-1) ?? 0)) entry.outOfOrder++;
     entry.seqs.push(message.seq);
-    entry.times.push(now());
+    entry.times.push(at);
   } else if (message.type === 'welcome') {
     entry.welcomed = true;
     // Where a resume starts when nothing came yet: the seq this socket started after.
-    entry.startedAfter ??= JSON.parse(raw).latest_seq;
+    entry.startedAfter ??= JSON.parse(bytes.toString()).latest_seq;
   }
 }
 
-function openWs(url, entry) {
+async function openRaw(url, entry, engineIo) {
+  const opened = await openRawSocket(url, {
+    engineIo,
+    onText: (payload, at) => record(entry, payload, at),
+    onClose: (code) => {
+      entry.closeCode = code;
+      entry.onClose?.();
+    },
+  });
+  if (!opened.ok) {
+    entry.error = opened.error;
+    return false;
+  }
+  entry.close = () => opened.socket.destroy();
+  return true;
+}
+
+async function openWs(url, entry) {
+  if (!LIBRARY) return openRaw(url, entry, false);
+  const { default: WebSocket } = await import('ws');
   return new Promise((resolve) => {
     const socket = new WebSocket(url, { perMessageDeflate: false });
     entry.close = () => socket.terminate();
@@ -55,7 +74,9 @@ function openWs(url, entry) {
   });
 }
 
-function openSocketIo(url, entry) {
+async function openSocketIo(url, entry) {
+  if (!LIBRARY) return openRaw(url, entry, true);
+  const { io } = await import('socket.io-client');
   return new Promise((resolve) => {
     const socket = io(url, { transports: ['websocket'], reconnection: false, forceNew: true });
     entry.close = () => socket.disconnect();

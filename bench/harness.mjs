@@ -14,6 +14,8 @@
 //                    [--symbols 50 --follow 2]  (signals spread over 50 symbols; each socket
 //                                       subscribes to 2 of them with `?symbols=`; 0: no filter)
 //                    [--duration 600 --reconnects 5]  (soak: seconds held, sockets resumed per second)
+//                    [--per-worker 2500]  (sockets per client process)
+//                    [--client library]   (the ws / socket.io-client libraries, not the raw-socket client)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -67,7 +69,11 @@ scenario.batch ??= 1;
 scenario.symbols ??= 2;
 scenario.follow ??= 0;
 const SYMBOLS = Array.from({ length: scenario.symbols }, (_, i) => `SYM${i}USDT`);
-const SOCKETS_PER_WORKER = 5000;
+/** Sockets per client process (`--per-worker`). */
+const SOCKETS_PER_WORKER = Number(args['per-worker'] ?? 2500);
+// `--client library`: the `ws` and `socket.io-client` libraries instead of the raw-socket client.
+if (args.client) process.env.BENCH_CLIENT = args.client;
+scenario.client = process.env.BENCH_CLIENT === 'library' ? 'library' : 'raw';
 const WARMUP_SIGNALS = 5;
 const TIER_MIX = [
   ['free', 0.4],
@@ -99,6 +105,9 @@ function track(child) {
   return child;
 }
 process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
+
+/** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on Linux). */
+const TICKS_PER_S = 100;
 
 function processStats(pid) {
   try {
@@ -409,6 +418,8 @@ async function runOne(targetName, socketCount) {
     /** Sync response times by the second (of the run) their request was sent in. */
     const syncBySecond = Array.from({ length: Math.ceil(plan.rate > 0 ? plan.signals / plan.rate : 0) + 1 }, () => []);
     const cpuBefore = processStats(target.pid);
+    const clientsBefore = workers.map((worker) => processStats(worker.child.pid).cpuTicks);
+    const harnessBefore = process.cpuUsage();
     const runStarted = now();
     const soak = plan.duration ? startSoakSampler(target, workers, plan, runStarted) : undefined;
     const sendOne = async (i) => {
@@ -462,6 +473,8 @@ async function runOne(targetName, socketCount) {
       await sleep(500);
     }
     const cpuAfter = processStats(target.pid);
+    const clientTicks = workers.reduce((sum, worker, w) => sum + processStats(worker.child.pid).cpuTicks - clientsBefore[w], 0);
+    const harnessCpu = process.cpuUsage(harnessBefore);
     const wall = (now() - runStarted) / 1000;
 
     // Correctness: each socket has exactly what its tier allows, in seq order. The baselines
@@ -557,7 +570,19 @@ async function runOne(targetName, socketCount) {
           ),
         ),
       },
-      server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / 100 / wall) * 100, 0),
+      server_cpu_percent: round(((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / TICKS_PER_S / wall) * 100, 0),
+      // The server's user+system CPU over the measured window (from the first POST until every
+      // delivery was collected) per delivery: the figure the machine's noise moves least. For
+      // signalcast it includes the sync requests and the commits (PostgreSQL's own CPU is not in it).
+      server_cpu_us_per_delivery: round(
+        ((cpuAfter.cpuTicks - cpuBefore.cpuTicks) / TICKS_PER_S / Math.max(1, perDelivery.length)) * 1e6,
+        2,
+      ),
+      // The load side, on the other core: the client processes, and the harness sending the POSTs.
+      // Near 100 % together, the clients bound the measurement.
+      client_cpu_percent: round((clientTicks / TICKS_PER_S / wall) * 100, 0),
+      client_processes: workers.length,
+      harness_cpu_percent: round(((harnessCpu.user + harnessCpu.system) / 1e6 / wall) * 100, 0),
       ...(soakReport && { soak: soakReport }),
     };
   } finally {
@@ -651,6 +676,8 @@ function table(results) {
     ['sync p99', (r) => r.sync_response_ms.p99],
     ['signals/s', (r) => r.ingest_signals_per_s],
     ['cpu %', (r) => r.server_cpu_percent],
+    ['cpu µs/deliv', (r) => r.server_cpu_us_per_delivery],
+    ['client cpu %', (r) => `${r.client_cpu_percent} (${r.client_processes}p) +${r.harness_cpu_percent}`],
   ];
   const rows = results.map((r) => columns.map(([, get]) => String(get(r))));
   const widths = columns.map(([name], i) => Math.max(name.length, ...rows.map((row) => row[i].length)));
@@ -671,7 +698,8 @@ function ratios(results) {
           `one-signal deliveries/s ${round(sc.single_signal_deliveries_per_s_p50 / other.single_signal_deliveries_per_s_p50, 2)}x ` +
           `(fan-out alone ${round(sc.fanout_deliveries_per_s_p50 / other.fanout_deliveries_per_s_p50, 2)}x), ` +
           `last-delivery p99 ${round(sc.last_delivery_ms.p99 / other.last_delivery_ms.p99, 2)}x, ` +
-          `RSS/conn ${round(sc.rss_idle_bytes_per_connection / other.rss_idle_bytes_per_connection, 2)}x`,
+          `RSS/conn ${round(sc.rss_idle_bytes_per_connection / other.rss_idle_bytes_per_connection, 2)}x, ` +
+          `server CPU per delivery ${round(sc.server_cpu_us_per_delivery / other.server_cpu_us_per_delivery, 2)}x`,
       );
     }
     const single = of('bare-ws:single');
