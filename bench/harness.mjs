@@ -19,12 +19,12 @@
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { performance } from 'node:perf_hooks';
+import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -117,6 +117,22 @@ function processStats(pid) {
   } catch {
     return { rss: 0, cpuTicks: 0 };
   }
+}
+
+/** CPU ticks of every PostgreSQL process on this machine (its server runs beside the benchmark). */
+function postgresTicks() {
+  let ticks = 0;
+  for (const pid of readdirSync('/proc').filter((name) => /^\d+$/.test(name))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      if (!stat.includes('(postgres)')) continue;
+      const fields = stat.split(') ')[1].split(' ');
+      ticks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* gone */
+    }
+  }
+  return ticks;
 }
 
 /** The server's real pid (under taskset the child is taskset, which execs node: same pid). */
@@ -420,6 +436,11 @@ async function runOne(targetName, socketCount) {
     const cpuBefore = processStats(target.pid);
     const clientsBefore = workers.map((worker) => processStats(worker.child.pid).cpuTicks);
     const harnessBefore = process.cpuUsage();
+    const postgresBefore = postgresTicks();
+    // How late the harness's own callbacks run: a sync time includes it (the harness shares the
+    // load core with the clients).
+    const harnessDelay = monitorEventLoopDelay({ resolution: 1 });
+    harnessDelay.enable();
     const runStarted = now();
     const soak = plan.duration ? startSoakSampler(target, workers, plan, runStarted) : undefined;
     const sendOne = async (i) => {
@@ -448,6 +469,7 @@ async function runOne(targetName, socketCount) {
       );
     }
     const sendSeconds = (now() - runStarted) / 1000;
+    harnessDelay.disable();
     const soakReport = await soak?.stop();
 
     // Wait until every expected delivery arrived (or give up after a while), then collect.
@@ -475,6 +497,7 @@ async function runOne(targetName, socketCount) {
     const cpuAfter = processStats(target.pid);
     const clientTicks = workers.reduce((sum, worker, w) => sum + processStats(worker.child.pid).cpuTicks - clientsBefore[w], 0);
     const harnessCpu = process.cpuUsage(harnessBefore);
+    const postgresCpu = postgresTicks() - postgresBefore;
     const wall = (now() - runStarted) / 1000;
 
     // Correctness: each socket has exactly what its tier allows, in seq order. The baselines
@@ -583,6 +606,9 @@ async function runOne(targetName, socketCount) {
       client_cpu_percent: round((clientTicks / TICKS_PER_S / wall) * 100, 0),
       client_processes: workers.length,
       harness_cpu_percent: round(((harnessCpu.user + harnessCpu.system) / 1e6 / wall) * 100, 0),
+      // PostgreSQL's processes (0 on the embedded database, which runs inside the server).
+      database_cpu_percent: round((postgresCpu / TICKS_PER_S / wall) * 100, 0),
+      harness_event_loop_delay_ms: { p50: round(harnessDelay.percentile(50) / 1e6, 1), p99: round(harnessDelay.percentile(99) / 1e6, 1) },
       ...(soakReport && { soak: soakReport }),
     };
   } finally {
