@@ -434,7 +434,9 @@ export class SignalcastClient {
     const run = this.run;
     const welcomed = this.welcomed;
     this.detach(this.ws);
-    if (!welcomed) this.failedOpens++;
+    // 4429 (the user's cap, counted across the cluster) came over a working WebSocket: it is no
+    // reason to poll, which has no cap.
+    if (!welcomed && code !== 4429) this.failedOpens++;
     const action = closeAction(code, this.reconnectAnnounced);
     if (action.kind === 'fail') {
       // The cap may be counting a socket this client abandoned and the server has not noticed yet.

@@ -514,3 +514,19 @@ describe('the poll to WebSocket seam', () => {
     expect(sdk.lastSeq).toBe(12);
   });
 });
+
+describe('the per-user cap across a cluster', () => {
+  it('closes with 4429 before the welcome are retried on the WebSocket, never turned into polling (which has no cap)', async () => {
+    vi.spyOn(Math, 'random').mockReturnValue(0);
+    const rest = fakeListing();
+    const { client: sdk } = client({ fetch: rest.fetch, connectTimeoutMs: 60_000 });
+    sdk.connect();
+    for (let i = 0; i < 4; i++) {
+      await settle();
+      FakeSocket.last.drop(4429);
+      await vi.advanceTimersByTimeAsync(5_000); // the 5 s floor
+    }
+    expect(sdk.state).not.toBe('polling');
+    expect(rest.calls).toEqual([]);
+  });
+});
