@@ -11,11 +11,20 @@ import { RedisBus } from './redis.bus.js';
 /** Real Redis (127.0.0.1:6379, or TEST_REDIS_URL); each test gets its own key prefix. */
 const REDIS_URL = process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379';
 
+/**
+ * Commands fail fast until the command connection is up (there is no offline queue): a report sent
+ * earlier is dropped and retried at the next one, which a test does not wait for.
+ */
+async function commandReady(clients: RedisClients): Promise<void> {
+  if (clients.command.status !== 'ready') await new Promise((resolve) => clients.command.once('ready', resolve));
+}
+
 async function redisInstance(prefix: string, ttlMs = 10_000) {
   const instanceId = `i-${randomBytes(3).toString('hex')}`;
   const clients = new RedisClients(REDIS_URL, instanceId);
   const bus = new RedisBus(clients, prefix, instanceId);
   await bus.connect();
+  await commandReady(clients);
   const cluster = new RedisClusterState(clients, prefix, instanceId, ttlMs);
   return { bus, cluster, clients, instanceId, prefix, close: () => clients.close() };
 }
@@ -163,6 +172,7 @@ describe('redis: between instances', () => {
       const restarted = new RedisClusterState(clients, prefix, 'inst-x', 10_000);
       const other = await redisInstance(prefix);
       open.push(other);
+      await commandReady(clients);
       await restarted.report(snapshot('inst-x', 0));
       expect(await other.cluster.userSockets('u')).toBe(0);
       expect((await other.cluster.instances()).find((i) => i.instance_id === 'inst-x')?.total_connections).toBe(0);
