@@ -10,8 +10,17 @@ import type { UsersRepository } from './users.repository.js';
 /** A bus whose shared transport can be taken down. */
 class OutageBus extends InProcessBus {
   down = false;
+  private readonly recovered: (() => void)[] = [];
   override status() {
     return this.down ? ('down' as const) : super.status();
+  }
+  override onRecover(handler: () => void) {
+    this.recovered.push(handler);
+    return () => undefined;
+  }
+  /** The shared transport came back: what was published meanwhile may have been missed. */
+  recover(): void {
+    for (const handler of this.recovered) handler();
   }
 }
 
@@ -94,6 +103,16 @@ describe('TierCache', () => {
     expect(users.findTiers).toHaveBeenLastCalledWith(['a', 'b']);
     bus.down = false;
     await cache.getMany(['a', 'b']);
+    expect(users.findTiers).toHaveBeenCalledTimes(2);
+  });
+
+  it('reads again a tier whose load a bus recovery made stale, instead of answering that the user does not exist', async () => {
+    const { cache, bus, users } = setup({ a: 'pro' });
+    users.findTiers.mockImplementationOnce(async () => {
+      bus.recover();
+      return new Map([['a', 'pro' as Tier]]);
+    });
+    expect(await cache.get('a')).toBe('pro');
     expect(users.findTiers).toHaveBeenCalledTimes(2);
   });
 });

@@ -54,7 +54,7 @@ export class TierCache implements OnModuleDestroy {
   changedSince(userIds: Iterable<string>, generation: number): boolean {
     if (this.changes === generation) return false;
     if (this.flushedAt > generation) return true;
-    for (const id of userIds) if ((this.changedAt.get(id) ?? 0) > generation) return true;
+    for (const id of userIds) if (!this.unchangedSince(id, generation)) return true;
     return false;
   }
 
@@ -93,25 +93,39 @@ export class TierCache implements OnModuleDestroy {
   /**
    * Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent.
    * The answer is read from the cache after the load, so a tier change that arrived while the
-   * query ran (for any of the users) is what the caller sees.
+   * query ran (for any of the users) is what the caller sees. A load that a bus recovery made
+   * stale (the cache was flushed while it ran: a change it may not have read was missed) is read
+   * again, never answered as "no such user".
    */
   async getMany(userIds: Iterable<string>): Promise<Map<string, Tier>> {
     const ids = [...userIds];
+    /** What each load read, and when it began. */
+    const loaded = new Map<string, { tier: Tier; at: number }>();
     // While the shared bus is down, tier changes made on other instances cannot reach this one: no
     // cached tier is trusted, every lookup reads the database (still one query for all the users).
-    const missing = this.bus.status() === 'down' ? ids : ids.filter((id) => !this.cache.has(id));
-    if (missing.length === 0) return this.cached(ids);
-    const loadStartedAt = this.changes;
-    const loaded = await this.users.findTiers(missing);
-    // A change published during the load is newer than what the query read.
-    const fresh = (id: string) => this.flushedAt <= loadStartedAt && (this.changedAt.get(id) ?? 0) <= loadStartedAt;
-    for (const [id, tier] of loaded) if (fresh(id)) this.cache.set(id, tier);
+    let missing = this.bus.status() === 'down' ? ids : ids.filter((id) => !this.cache.has(id));
+    while (missing.length > 0) {
+      const at = this.changes;
+      const tiers = await this.users.findTiers(missing);
+      for (const [id, tier] of tiers) {
+        if (!this.unchangedSince(id, at)) continue;
+        this.cache.set(id, tier);
+        loaded.set(id, { tier, at });
+      }
+      missing = missing.filter((id) => !this.unchangedSince(id, at) && !this.cache.has(id));
+    }
     const found = new Map<string, Tier>();
     for (const id of ids) {
-      const tier = this.cache.get(id) ?? (fresh(id) ? loaded.get(id) : undefined);
+      const load = loaded.get(id);
+      const tier = this.cache.get(id) ?? (load && this.unchangedSince(id, load.at) ? load.tier : undefined);
       if (tier) found.set(id, tier);
     }
     return found;
+  }
+
+  /** No change to this user's tier, and no flush, after `generation`: a load begun then still holds. */
+  private unchangedSince(userId: string, generation: number): boolean {
+    return this.flushedAt <= generation && (this.changedAt.get(userId) ?? 0) <= generation;
   }
 
   onModuleDestroy(): void {

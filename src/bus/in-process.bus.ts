@@ -30,7 +30,8 @@ export class InProcessBus extends MessageBus {
   /** Handlers run inside `publish*`: everything published is already handed over. */
   async fence(): Promise<void> {}
 
-  onRecover(): Unsubscribe {
+  /** Never called: there is no shared transport to lose. */
+  onRecover(_handler: () => void): Unsubscribe {
     return () => undefined;
   }
 

@@ -6,6 +6,8 @@ import { InProcessClusterState } from '../bus/in-process-cluster.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import type { AppConfig } from '../config/app-config.js';
+import type { Tier } from '../generated/prisma/enums.js';
+import { canSee } from '../signals/entitlement.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import type { SignalsService } from '../signals/signals.service.js';
 import { signalEvent } from '../testing/signal-event.js';
@@ -21,7 +23,12 @@ const event = (seq: number) => signalEvent(seq);
  * A replay over an in-process bus and a real fan-out; `stored` is the database, `deliveredAtStart`
  * what the fan-out had delivered when it started. The list double honours the replay's bounds.
  */
-async function setup(stored: SignalEvent[], deliveredAtStart: number, pageSize: number) {
+async function setup(
+  stored: SignalEvent[],
+  deliveredAtStart: number,
+  pageSize: number,
+  { tier = 'pro' as Tier, onList = async () => {} } = {},
+) {
   const config = strictMock<AppConfig>({
     get: ((key: string) =>
       ({
@@ -34,12 +41,16 @@ async function setup(stored: SignalEvent[], deliveredAtStart: number, pageSize: 
       })[key]) as AppConfig['get'],
   });
   const bus = new InProcessBus();
-  const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', 'pro' as const]]) }), bus, config);
+  const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', tier]]) }), bus, config);
   const signals = strictMock<SignalsService>({
     latestStoredSeq: async () => deliveredAtStart,
     count: async () => stored.length,
-    list: async (_tier, query: { afterSeq: number; throughSeq?: number; limit: number }) =>
-      stored.filter((e) => e.seq > query.afterSeq && e.seq <= (query.throughSeq ?? Infinity)).slice(0, query.limit),
+    list: async (listTier, query: { afterSeq: number; throughSeq?: number; limit: number }) => {
+      await onList();
+      return stored
+        .filter((e) => e.seq > query.afterSeq && e.seq <= (query.throughSeq ?? Infinity) && canSee(listTier, e.minTier))
+        .slice(0, query.limit);
+    },
   });
   const registry = new ConnectionRegistry(new InProcessClusterState('t'));
   const fanout = new FanoutService(bus, registry, tiers, signals, config);
@@ -50,7 +61,7 @@ async function setup(stored: SignalEvent[], deliveredAtStart: number, pageSize: 
   const socket = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: (b: Buffer | string) => sent.push(JSON.parse(b.toString()).seq ?? -1) };
   const connection = new Connection(socket as unknown as WebSocket, { userId: 'u', role: 'subscriber' }, TokenBucket.perSecond(100, 100));
   const publish = (seq: number) => bus.publishSignal(event(seq));
-  return { fanout, registry, replay, connection, publish, signalsSent: () => sent.filter((seq) => seq > 0) };
+  return { bus, fanout, registry, replay, connection, publish, signalsSent: () => sent.filter((seq) => seq > 0) };
 }
 
 describe('ReplayService seam', () => {
@@ -101,5 +112,21 @@ describe('ReplayService seam', () => {
     expect(socket.readyState).toBe(2);
     expect([registry.connectionCount, registry.countForUser('gone')]).toEqual([0, 0]);
     expect(socket.send).not.toHaveBeenCalled();
+  });
+
+  it('sends a page the premium signals of a user upgraded while it was read', async () => {
+    let upgrade: (() => Promise<void>) | undefined;
+    const stored = [event(1), signalEvent(2, { minTier: 'pro' }), event(3)];
+    const { bus, replay, registry, connection, signalsSent } = await setup(stored, 3, 10, {
+      tier: 'free',
+      onList: async () => upgrade?.(),
+    });
+    upgrade = async () => {
+      upgrade = undefined;
+      await bus.publishUserChange({ userId: 'u', tier: 'pro' });
+    };
+    registry.add(connection);
+    await replay.resume(connection, 0);
+    expect(signalsSent()).toEqual([1, 2, 3]);
   });
 });

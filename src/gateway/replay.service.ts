@@ -1,7 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { AppConfig } from '../config/app-config.js';
-import { canSee } from '../signals/entitlement.js';
+import { canSee, seesMore } from '../signals/entitlement.js';
+import type { SignalEvent } from '../signals/signal.types.js';
 import { SignalsService } from '../signals/signals.service.js';
 import type { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
@@ -55,10 +56,10 @@ export class ReplayService {
     const open = () => connection.socket.readyState === connection.socket.OPEN;
     let count = 0;
     try {
-      const tier = await this.tiers.current(connection.userId);
-      if (!tier) return connection.close('UNAUTHORIZED');
+      let sendTier = await this.tiers.current(connection.userId);
+      if (!sendTier) return connection.close('UNAUTHORIZED');
       const query = { afterSeq: since, throughSeq: target, filter: connection.filter };
-      if ((await this.signals.count(tier, query, this.maxReplay + 1)) > this.maxReplay) {
+      if ((await this.signals.count(sendTier, query, this.maxReplay + 1)) > this.maxReplay) {
         connection.phase = 'idle';
         connection.backlog = [];
         connection.notify('resync_required', { ...withId, since, latest_seq: target, max_replay: this.maxReplay });
@@ -66,18 +67,24 @@ export class ReplayService {
       }
       while (connection.lastSeq < target && open()) {
         if (!(await this.drained(connection))) return;
-        const pageTier = await this.tiers.get(connection.userId);
-        if (!pageTier) return connection.close('UNAUTHORIZED');
-        const page = await this.signals.list(pageTier, {
-          afterSeq: connection.lastSeq,
-          throughSeq: target,
-          limit: this.pageSize,
-          filter: connection.filter,
-        });
-        // The tier may have changed while the page was read: what is written is gated by the tier
-        // the user has now (nothing waits between this check and the writes).
-        const sendTier = await this.tiers.current(connection.userId);
-        if (!sendTier) return connection.close('UNAUTHORIZED');
+        // Gated by the tier the user has once the page is read (nothing waits between that check
+        // and the writes). A page read with a lower tier than that lacks signals the user may now
+        // see: it is read again with the new one.
+        let listTier = sendTier;
+        let page: SignalEvent[];
+        for (;;) {
+          page = await this.signals.list(listTier, {
+            afterSeq: connection.lastSeq,
+            throughSeq: target,
+            limit: this.pageSize,
+            filter: connection.filter,
+          });
+          const now = await this.tiers.current(connection.userId);
+          if (!now) return connection.close('UNAUTHORIZED');
+          sendTier = now;
+          if (!seesMore(now, listTier)) break;
+          listTier = now;
+        }
         for (const event of page) {
           connection.lastSeq = event.seq;
           if (!canSee(sendTier, event.minTier)) continue;
@@ -90,11 +97,11 @@ export class ReplayService {
       while (connection.backlog.length > 0 && open() && connection.phase === 'replaying') {
         if (!(await this.drained(connection))) return;
         // Parked events were gated when they arrived; the tier may have changed since.
-        const sendTier = await this.tiers.current(connection.userId);
-        if (!sendTier) return connection.close('UNAUTHORIZED');
+        const parkedTier = await this.tiers.current(connection.userId);
+        if (!parkedTier) return connection.close('UNAUTHORIZED');
         if (connection.phase !== 'replaying') break;
         for (const event of connection.backlog.splice(0, this.pageSize)) {
-          if (this.fanout.sendParked(connection, event, sendTier)) count++;
+          if (this.fanout.sendParked(connection, event, parkedTier)) count++;
         }
       }
     } catch (error) {

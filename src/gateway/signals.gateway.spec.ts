@@ -136,4 +136,13 @@ describe('SignalsGateway', () => {
     for (const { handled } of here) await handled;
     expect(here.map(({ socket }) => socket.closedWith ?? 'open')).toEqual([...Array<string>(5).fill('open'), 4529]);
   });
+
+  it("holds a user's sockets whose lookups were in flight together to the cap across the cluster", async () => {
+    const { cluster, upgrade, releaseTiers } = setup();
+    cluster.elsewhere = 3;
+    const racing = Array.from({ length: 4 }, () => upgrade('racer'));
+    releaseTiers();
+    for (const { handled } of racing) await handled;
+    expect(racing.map(({ socket }) => socket.closedWith ?? 'open')).toEqual(['open', 'open', 4429, 4429]);
+  });
 });

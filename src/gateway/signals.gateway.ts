@@ -102,7 +102,10 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (!tier) return connection.close('UNAUTHORIZED');
     if (socket.readyState !== socket.OPEN) return;
     if (!this.registry.accepting) return this.goAway(connection);
-    const userSockets = await this.cluster.userSockets(principal.userId).catch(() => this.registry.countForUser(principal.userId));
+    // The user's sockets on other instances: the cluster's count less this instance's at the same
+    // moment (this instance's own count is read again at the registration, below).
+    const mineAtRead = this.registry.countForUser(principal.userId);
+    const elsewhere = (await this.cluster.userSockets(principal.userId).catch(() => mineAtRead)) - mineAtRead;
     if (socket.readyState !== socket.OPEN) return;
     if (!this.registry.accepting) return this.goAway(connection);
     // The upgrade checked the same cap, but sockets whose lookups were in flight together all passed
@@ -111,8 +114,11 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     // Counted across the cluster: the cap holds whichever instances the user's sockets land on. The
     // sockets counted here are certain; other instances' counts may belong to one that just died
     // (they outlive it by up to CLUSTER_INSTANCE_TTL_MS), so that refusal tells the client to retry.
-    if (this.registry.countForUser(principal.userId) >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS');
-    if (userSockets >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS_IN_CLUSTER');
+    // Both counts as of now: sockets of the same user whose lookups were in flight together each
+    // see the others that registered first.
+    const mine = this.registry.countForUser(principal.userId);
+    if (mine >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS');
+    if (mine + elsewhere >= this.maxSocketsPerUser) return connection.close('TOO_MANY_CONNECTIONS_IN_CLUSTER');
     // Registration and welcome happen together: every signal with a seq above `latest_seq`
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);
