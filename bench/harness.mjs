@@ -16,6 +16,8 @@
 //                    [--duration 600 --reconnects 5]  (soak: seconds held, sockets resumed per second)
 //                    [--per-worker 2500]  (sockets per client process)
 //                    [--client library]   (the ws / socket.io-client libraries, not the raw-socket client)
+//                    [--split]            (signalcast as two instances sharing PostgreSQL and Redis: one
+//                                          takes the HTTP API and writes, one holds the sockets)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -109,14 +111,20 @@ process.on('exit', () => children.forEach((child) => child.kill('SIGKILL')));
 /** Clock ticks per second of /proc/<pid>/stat's CPU times (USER_HZ: 100 on Linux). */
 const TICKS_PER_S = 100;
 
-function processStats(pid) {
-  try {
-    const rssKb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]);
-    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
-    return { rss: rssKb * 1024, cpuTicks: Number(fields[11]) + Number(fields[12]) };
-  } catch {
-    return { rss: 0, cpuTicks: 0 };
+/** RSS and CPU ticks of a process, or the sum over several (a split target's instances). */
+function processStats(pids) {
+  let rss = 0;
+  let cpuTicks = 0;
+  for (const pid of [pids].flat()) {
+    try {
+      rss += Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) * 1024;
+      const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      cpuTicks += Number(fields[11]) + Number(fields[12]);
+    } catch {
+      /* gone */
+    }
   }
+  return { rss, cpuTicks };
 }
 
 /** CPU ticks of every PostgreSQL process on this machine (its server runs beside the benchmark). */
@@ -277,10 +285,24 @@ async function startSignalcast(socketCount) {
     dataDir = mkdtempSync(path.join(os.tmpdir(), 'signalcast-bench-'));
     env.DATA_DIR = dataDir;
   }
-  const [command, argv] = pinned(0, process.execPath, [...profileArgs, path.join(root, 'dist/main.js')]);
-  const child = track(spawn(command, argv, { env, stdio: ['ignore', 'ignore', 'inherit'] }));
+  const spawnServer = async (extraEnv = {}) => {
+    const [command, argv] = pinned(0, process.execPath, [...profileArgs, path.join(root, 'dist/main.js')]);
+    const child = track(spawn(command, argv, { env: { ...env, ...extraEnv }, stdio: ['ignore', 'ignore', 'inherit'] }));
+    await waitHttp(`http://127.0.0.1:${extraEnv.PORT ?? port}/health`);
+    return child;
+  };
+  // --split: the instance started first takes the HTTP API (and writes); a second one, sharing the
+  // database and a Redis bus, holds every socket. Both on the server's core.
+  const split = 'split' in args;
+  if (split && !process.env.DATABASE_URL) throw new Error('--split needs DATABASE_URL (two instances share the database)');
+  if (split) {
+    env.REDIS_URL = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+    env.REDIS_KEY_PREFIX = `bench-${randomBytes(4).toString('hex')}:`;
+  }
+  const servers = [await spawnServer(split ? { INSTANCE_ID: 'api' } : {})];
+  const socketsPort = split ? await freePort() : port;
+  if (split) servers.push(await spawnServer({ INSTANCE_ID: 'sockets', PORT: String(socketsPort), DB_MIGRATE_ON_START: 'false' }));
   const base = `http://127.0.0.1:${port}`;
-  await waitHttp(`${base}/health`);
 
   const adminToken = (await api(base, 'POST', '/api/auth/token', { body: admin })).body.access_token;
   const tiers = TIER_MIX.flatMap(([tier, share]) => Array.from({ length: Math.max(1, Math.round(USERS * share)) }, () => tier));
@@ -316,12 +338,12 @@ async function startSignalcast(socketCount) {
   return {
     name: 'signalcast',
     kind: 'signalcast',
-    pid: child.pid,
-    wsUrl: `ws://127.0.0.1:${port}/ws/signals`,
+    pid: servers.map((child) => child.pid),
+    wsUrl: `ws://127.0.0.1:${socketsPort}/ws/signals`,
     clients,
-    /** This instance's numbers from `/ws/stats`. */
+    /** The numbers of the instance that holds the sockets, from `/ws/stats`. */
     async stats() {
-      const { body } = await api(base, 'GET', '/ws/stats', { token: adminToken });
+      const { body } = await api(`http://127.0.0.1:${socketsPort}`, 'GET', '/ws/stats', { token: adminToken });
       return body.instances.find((i) => i.instance_id === body.instance_id);
     },
     /**
@@ -340,8 +362,12 @@ async function startSignalcast(socketCount) {
       return results.map((r, k) => ({ seq: r.seq, premium: bodies[k].premium, symbol: bodies[k].symbol }));
     },
     async stop() {
-      child.kill('SIGTERM');
-      await new Promise((resolve) => child.once('exit', resolve));
+      await Promise.all(
+        servers.map((child) => {
+          child.kill('SIGTERM');
+          return new Promise((resolve) => child.once('exit', resolve));
+        }),
+      );
       if (dataDir) rmSync(dataDir, { recursive: true, force: true });
       await dropDatabase();
     },
@@ -750,6 +776,7 @@ const machine = {
   node: process.version,
   kernel: os.release(),
   database: process.env.DATABASE_URL ? 'postgresql' : 'pglite',
+  signalcast: 'split' in args ? 'two instances on a Redis bus: one takes the HTTP API, one holds the sockets' : 'one instance',
   pinned: hasTaskset ? 'server on core 0, clients on core 1' : 'not pinned',
   open_files_limit: 'see `ulimit -n`',
 };
