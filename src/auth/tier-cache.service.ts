@@ -63,16 +63,6 @@ export class TierCache implements OnModuleDestroy {
     return this.cache.get(userId);
   }
 
-  /** The cached tiers of these users, without loading. */
-  cached(userIds: Iterable<string>): Map<string, Tier> {
-    const found = new Map<string, Tier>();
-    for (const id of userIds) {
-      const tier = this.cache.get(id);
-      if (tier) found.set(id, tier);
-    }
-    return found;
-  }
-
   /** One user's tier, loaded if needed; `undefined` if the user does not exist. */
   async get(userId: string): Promise<Tier | undefined> {
     return (await this.getMany([userId])).get(userId);

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { AppConfig } from '../config/app-config.js';
-import { canSee, seesMore } from '../signals/entitlement.js';
+import { canSee } from '../signals/entitlement.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { SignalsService } from '../signals/signals.service.js';
 import type { Connection } from './connection.js';
@@ -82,7 +82,8 @@ export class ReplayService {
           const now = await this.tiers.current(connection.userId);
           if (!now) return connection.close('UNAUTHORIZED');
           sendTier = now;
-          if (!seesMore(now, listTier)) break;
+          // `now` sees nothing `listTier` does not (the same tier, or a downgrade, gated below).
+          if (canSee(listTier, now)) break;
           listTier = now;
         }
         for (const event of page) {

@@ -12,11 +12,6 @@ export function canSee(userTier: Tier, signalMinTier: Tier): boolean {
   return RANK[userTier] >= RANK[signalMinTier];
 }
 
-/** Whether a user on tier `a` may see signals that one on tier `b` may not. */
-export function seesMore(a: Tier, b: Tier): boolean {
-  return RANK[a] > RANK[b];
-}
-
 /** The signal tiers a user may see, for database filters. */
 export function visibleMinTiers(userTier: Tier): Tier[] {
   return TIERS.filter((tier) => RANK[tier] <= RANK[userTier]);
