@@ -115,4 +115,29 @@ describe('TierCache', () => {
     expect(await cache.get('a')).toBe('pro');
     expect(users.findTiers).toHaveBeenCalledTimes(2);
   });
+
+  it('reads again a user who was cached when the call began if a recovery flushed the cache while others loaded', async () => {
+    const { cache, bus, users } = setup({ a: 'pro', b: 'elite' });
+    await cache.get('a');
+    users.findTiers.mockImplementationOnce(async () => {
+      bus.recover();
+      return new Map([['b', 'elite' as Tier]]);
+    });
+    expect(await cache.getMany(['a', 'b'])).toEqual(
+      new Map([
+        ['a', 'pro'],
+        ['b', 'elite'],
+      ]),
+    );
+  });
+
+  it('answers from the database, without looping, when recoveries keep making every load stale', async () => {
+    const { cache, bus, users } = setup({ a: 'pro' });
+    users.findTiers.mockImplementation(async () => {
+      bus.recover();
+      return new Map([['a', 'pro' as Tier]]);
+    });
+    expect(await cache.get('a')).toBe('pro');
+    expect(users.findTiers.mock.calls.length).toBeLessThanOrEqual(3);
+  });
 });

@@ -5,6 +5,9 @@ import { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { UsersRepository } from './users.repository.js';
 
+/** Loads per lookup while bus recoveries keep making them stale; the last one answers as read. */
+const MAX_LOADS = 3;
+
 /**
  * Users' tiers, bounded and expiring. Misses are loaded in batches: however many users a
  * broadcast finds uncached, they cost one query. Tier changes arrive through the bus, from this
@@ -83,31 +86,36 @@ export class TierCache implements OnModuleDestroy {
   /**
    * Tiers of many users; the uncached ones are loaded in one query. Unknown users are absent.
    * The answer is read from the cache after the load, so a tier change that arrived while the
-   * query ran (for any of the users) is what the caller sees. A load that a bus recovery made
-   * stale (the cache was flushed while it ran: a change it may not have read was missed) is read
-   * again, never answered as "no such user".
+   * query ran (for any of the users) is what the caller sees. A bus recovery while a load ran
+   * (the cache was flushed: a change may have been missed) makes that load stale and drops the
+   * users that were cached: all of them are read again, never answered as "no such user". If
+   * recoveries keep coming, the third load's answer (the database's) is the answer.
    */
   async getMany(userIds: Iterable<string>): Promise<Map<string, Tier>> {
-    const ids = [...userIds];
-    /** What each load read, and when it began. */
-    const loaded = new Map<string, { tier: Tier; at: number }>();
+    const ids = [...new Set(userIds)];
+    /** What the last load read for each user (`undefined`: no such user), and when it began. */
+    const loaded = new Map<string, { tier: Tier | undefined; at: number }>();
+    const holds = (id: string) => {
+      const load = loaded.get(id);
+      return load !== undefined && this.unchangedSince(id, load.at);
+    };
     // While the shared bus is down, tier changes made on other instances cannot reach this one: no
     // cached tier is trusted, every lookup reads the database (still one query for all the users).
     let missing = this.bus.status() === 'down' ? ids : ids.filter((id) => !this.cache.has(id));
-    while (missing.length > 0) {
+    for (let loads = 1; missing.length > 0; loads++) {
       const at = this.changes;
       const tiers = await this.users.findTiers(missing);
-      for (const [id, tier] of tiers) {
-        if (!this.unchangedSince(id, at)) continue;
-        this.cache.set(id, tier);
+      for (const id of missing) {
+        const tier = tiers.get(id);
         loaded.set(id, { tier, at });
+        if (tier !== undefined && this.unchangedSince(id, at)) this.cache.set(id, tier);
       }
-      missing = missing.filter((id) => !this.unchangedSince(id, at) && !this.cache.has(id));
+      if (loads === MAX_LOADS) break;
+      missing = ids.filter((id) => !this.cache.has(id) && !holds(id));
     }
     const found = new Map<string, Tier>();
     for (const id of ids) {
-      const load = loaded.get(id);
-      const tier = this.cache.get(id) ?? (load && this.unchangedSince(id, load.at) ? load.tier : undefined);
+      const tier = this.cache.get(id) ?? loaded.get(id)?.tier;
       if (tier) found.set(id, tier);
     }
     return found;
