@@ -125,6 +125,18 @@ describe('signal sync: validation, batches, ordering', () => {
     expect(stored.body.data.filter((s: any) => s.symbol !== 'MARKER')).toEqual([updated.signal, premium.signal]);
   });
 
+  it('keeps storing after a batch whose every item was invalid', async () => {
+    const invalid = await api.request('POST', '/api/v1/external-signals/sync/signals', {
+      apiKey: provider.apiKey,
+      body: { signals: [signalBody({ side: 'up' }), signalBody({ entry: '0' })] },
+    });
+    expect(invalid.status).toBe(200);
+    expect(invalid.body.results.map((r: { status: number }) => r.status)).toEqual([400, 400]);
+    const next = await api.sync(provider.apiKey, signalBody());
+    expect(next.status).toBe(201);
+    await watcher.next((m) => m.seq === next.body.seq);
+  });
+
   it('bounds the batch size', async () => {
     const response = await api.request('POST', '/api/v1/external-signals/sync/signals', {
       apiKey: provider.apiKey,

@@ -95,6 +95,12 @@ describe('SignalsService (group commit)', () => {
     expect(groups()).toEqual([['ok-1', 'bad', 'ok-2'], ['ok-1'], ['bad'], ['ok-2']]);
   });
 
+  it('keeps writing after a call with nothing to write (a batch whose every item was invalid)', async () => {
+    const { service } = setup(async (requests) => created(requests));
+    await expect(service.syncEach('p', [])).resolves.toEqual([]);
+    await expect(service.sync('p', input('after'))).resolves.toMatchObject({ result: 'created' });
+  });
+
   it('keeps accepting syncs after the loop went idle', async () => {
     const { service } = setup(async (requests) => created(requests));
     await service.sync('p', input('first'));

@@ -63,7 +63,9 @@ export class SignalsService implements BeforeApplicationShutdown {
     const results = inputs.map(
       (input) => new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
     );
-    this.writing ??= this.drain();
+    // Only with something to write: a drain of an empty queue clears `writing` before it returns, and
+    // `writing` would then hold its settled promise, so no later call would start a loop again.
+    if (this.queue.length > 0) this.writing ??= this.drain();
     return Promise.allSettled(results.map((result) => result.then(({ result, signal }) => ({ result, signal }))));
   }
 
