@@ -13,6 +13,7 @@ import { serveWebPage } from './web/web-page.js';
 import { serveAsyncApi } from './common/asyncapi.js';
 import type { AppEnv } from './config/app-config.js';
 import { SignalsWsAdapter } from './gateway/signals-ws.adapter.js';
+import { serveMetrics } from './metrics/metrics-endpoint.js';
 
 /**
  * Running out of file descriptors makes the HTTP server emit `EMFILE`/`ENFILE` on accept; without
@@ -52,6 +53,7 @@ export async function createApp(env: AppEnv, options: { logDestination?: Writabl
   app.useGlobalFilters(new HttpExceptionFilter());
   serveWebPage(app);
   serveAsyncApi(app);
+  serveMetrics(app);
   app.useWebSocketAdapter(new SignalsWsAdapter(app));
   app.enableShutdownHooks();
   watchDescriptorExhaustion(app);

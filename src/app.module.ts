@@ -9,6 +9,7 @@ import { DatabaseModule } from './database/database.module.js';
 import { GatewayModule } from './gateway/gateway.module.js';
 import { HealthController } from './health/health.controller.js';
 import { loggerOptions } from './logging.js';
+import { MetricsModule } from './metrics/metrics.module.js';
 import { SignalsModule } from './signals/signals.module.js';
 
 @Module({})
@@ -19,6 +20,7 @@ export class AppModule {
       imports: [
         AppConfigModule.forRoot(env),
         LoggerModule.forRoot({ ...loggerOptions(env, logDestination), exclude: [{ method: RequestMethod.GET, path: 'health' }] }),
+        MetricsModule,
         DatabaseModule,
         BusModule,
         AuthModule,

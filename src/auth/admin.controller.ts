@@ -2,7 +2,8 @@ import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query, Use
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ApiErrors, ApiZodBody, ApiZodQuery, ApiZodResponse } from '../common/openapi.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
-import { JwtAuthGuard, Roles, RolesGuard } from './auth.guards.js';
+import { CurrentPrincipal, JwtAuthGuard, Roles, RolesGuard } from './auth.guards.js';
+import type { Principal } from './principal.js';
 import {
   apiKeysSchema,
   createdApiKeySchema,
@@ -78,8 +79,9 @@ export class AdminController {
   async updateUser(
     @Param('id', idPipe) id: string,
     @Body(new ZodValidationPipe(updateUserSchema)) body: UpdateUserInput,
+    @CurrentPrincipal() admin: Principal,
   ): Promise<UserView> {
-    return toUserView(await this.users.update(id, body));
+    return toUserView(await this.users.update(id, body, admin.userId));
   }
 
   @Post('users/:id/api-keys')

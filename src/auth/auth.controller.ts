@@ -2,6 +2,7 @@ import { Body, Controller, HttpCode, Ip, Post } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { AppError } from '../common/app-error.js';
 import { RateLimiter, clientKey } from '../common/rate-limiter.js';
+import { Metrics } from '../metrics/metrics.js';
 import { ZodValidationPipe } from '../common/zod-validation.pipe.js';
 import { ApiErrors, ApiZodBody, ApiZodResponse } from '../common/openapi.js';
 import { accessTokenSchema, tokenRequestSchema, type AccessToken } from './auth.dto.js';
@@ -14,6 +15,7 @@ export class AuthController {
   constructor(
     private readonly auth: AuthService,
     private readonly limiter: RateLimiter,
+    private readonly metrics: Metrics,
   ) {}
 
   @Post('token')
@@ -28,6 +30,7 @@ export class AuthController {
   ): Promise<AccessToken> {
     const { allowed, retryAfterSeconds } = await this.limiter.take(clientKey(ip));
     if (!allowed) {
+      this.metrics.rateLimited.inc({ scope: 'auth' });
       throw new AppError('rate_limited', 'Too many token requests; retry later', undefined, {
         'Retry-After': String(retryAfterSeconds),
       });

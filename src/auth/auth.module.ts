@@ -44,6 +44,6 @@ import { UsersService } from './users.service.js';
     UsersRepository,
     UsersService,
   ],
-  exports: [AuthService, ApiKeyGuard, JwtAuthGuard, RolesGuard, TierCache],
+  exports: [AuthService, ApiKeyGuard, JwtAuthGuard, RolesGuard, TierCache, UsersRepository],
 })
 export class AuthModule {}

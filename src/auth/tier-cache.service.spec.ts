@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import { Metrics } from '../metrics/metrics.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { TierCache } from './tier-cache.service.js';
 import type { UsersRepository } from './users.repository.js';
@@ -32,7 +33,7 @@ function setup(tiers: Record<string, Tier>, ttlMs = 60_000) {
     get: ((key: string) => ({ TIER_CACHE_MAX: 100, TIER_CACHE_TTL_MS: ttlMs })[key]) as AppConfig['get'],
   });
   const bus = new OutageBus();
-  return { cache: new TierCache(users, bus, config), users, bus };
+  return { cache: new TierCache(users, bus, config, new Metrics()), users, bus };
 }
 
 describe('TierCache', () => {

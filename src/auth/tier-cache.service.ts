@@ -2,6 +2,7 @@ import { Injectable, type OnModuleDestroy } from '@nestjs/common';
 import { LRUCache } from 'lru-cache';
 import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
+import { Metrics } from '../metrics/metrics.js';
 import type { Tier } from '../generated/prisma/enums.js';
 import { UsersRepository } from './users.repository.js';
 
@@ -22,12 +23,22 @@ export class TierCache implements OnModuleDestroy {
   /** The last flush (a bus recovery): a load that began before it may have read a missed change. */
   private flushedAt = 0;
   private readonly unsubscribes: Unsubscribe[];
+  /** Users looked up and found cached / loaded from the database (a batch load counts each user). */
+  private hits = 0;
+  private misses = 0;
 
   constructor(
     private readonly users: UsersRepository,
     private readonly bus: MessageBus,
     config: AppConfig,
+    metrics: Metrics,
   ) {
+    metrics.total('signalcast_tier_cache_hits_total', 'Tier lookups answered from the cache (per user)', () => this.hits);
+    metrics.total(
+      'signalcast_tier_cache_misses_total',
+      'Tier lookups that read the database (per user; one query per batch)',
+      () => this.misses,
+    );
     this.cache = new LRUCache({ max: config.get('TIER_CACHE_MAX'), ttl: config.get('TIER_CACHE_TTL_MS') });
     this.changedAt = new LRUCache({ max: config.get('TIER_CACHE_MAX') });
     this.unsubscribes = [
@@ -102,6 +113,8 @@ export class TierCache implements OnModuleDestroy {
     // While the shared bus is down, tier changes made on other instances cannot reach this one: no
     // cached tier is trusted, every lookup reads the database (still one query for all the users).
     let missing = this.bus.status() === 'down' ? ids : ids.filter((id) => !this.cache.has(id));
+    this.hits += ids.length - missing.length;
+    this.misses += missing.length;
     for (let loads = 1; missing.length > 0; loads++) {
       const at = this.changes;
       const tiers = await this.users.findTiers(missing);

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
-import { Prisma, type User } from '../generated/prisma/client.js';
+import { Prisma, type TierChange, type User } from '../generated/prisma/client.js';
 import type { Role, Tier } from '../generated/prisma/enums.js';
 import type { UserPosition } from './auth.dto.js';
 
@@ -62,13 +62,28 @@ export class UsersRepository {
     }
   }
 
-  /** Returns `null` when there is no such user. */
-  async update(id: string, data: { tier?: Tier; role?: Role }): Promise<User | null> {
-    try {
-      return await this.database.prisma.user.update({ where: { id }, data });
-    } catch (error) {
-      if (error instanceof Prisma.PrismaClientKnownRequestError && error.code === 'P2025') return null;
-      throw error;
-    }
+  /**
+   * Returns `null` when there is no such user. A tier change is written to the tier history in the
+   * same transaction, with the tier it replaced (read under the row's lock, so concurrent changes
+   * each record what they really replaced) and who made it.
+   */
+  async update(id: string, data: { tier?: Tier; role?: Role }, changedBy?: string): Promise<User | null> {
+    return this.database.prisma.$transaction(async (tx) => {
+      const [before] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${id}::uuid FOR UPDATE`;
+      if (!before) return null;
+      const user = await tx.user.update({ where: { id }, data });
+      if (data.tier !== undefined && data.tier !== before.tier) {
+        // The service's clock, as signals' `received_at` is: a dispute compares the two.
+        await tx.tierChange.create({
+          data: { userId: id, changedBy: changedBy ?? null, fromTier: before.tier, toTier: data.tier, changedAt: new Date() },
+        });
+      }
+      return user;
+    });
+  }
+
+  /** The user's tier changes, oldest first. */
+  tierHistory(userId: string): Promise<TierChange[]> {
+    return this.database.prisma.tierChange.findMany({ where: { userId }, orderBy: [{ changedAt: 'asc' }, { id: 'asc' }] });
   }
 }

@@ -71,10 +71,11 @@ export class UsersService {
 
   /**
    * Commits the change, then tells every instance through the bus; each replaces its cached
-   * tier, so open sockets are gated by the new tier from the next signal on.
+   * tier, so open sockets are gated by the new tier from the next signal on. A tier change is
+   * recorded in the tier history with `changedBy` (the admin), in the same transaction.
    */
-  async update(id: string, input: UpdateUserInput): Promise<User> {
-    const user = await this.users.update(id, input);
+  async update(id: string, input: UpdateUserInput, changedBy?: string): Promise<User> {
+    const user = await this.users.update(id, input, changedBy);
     if (!user) throw new AppError('not_found', `No user with id ${id}`);
     await this.announce({ userId: user.id, tier: user.tier, credentialsChanged: input.role !== undefined });
     return user;

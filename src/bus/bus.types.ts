@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { utcTimestamp } from '../common/wire-schemas.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import { latencyWindowSchema } from '../receipts/latency-window.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 
 /** A committed change to a user that every instance must apply to its caches. */
@@ -73,6 +74,8 @@ export const instanceSnapshotSchema = z.object({
   event_loop_delay_ms: z.object({ p50: z.number().min(0), p99: z.number().min(0), max: z.number().min(0) }),
   started_at: utcTimestamp,
   reported_at: utcTimestamp,
+  /** Delivery latencies of the last 5 minutes in fixed buckets, per tier (instances' windows add up). */
+  delivery_latency: latencyWindowSchema.optional(),
 });
 
 export type InstanceSnapshot = z.infer<typeof instanceSnapshotSchema>;

@@ -2,6 +2,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { Injectable, type BeforeApplicationShutdown, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
 import { ClusterState, type InstanceSnapshot } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
+import { DeliveryReceipts } from '../receipts/delivery-receipts.service.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { SignalsService } from '../signals/signals.service.js';
 import { FanoutService } from './fanout.service.js';
@@ -19,6 +20,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
     private readonly fanout: FanoutService,
     private readonly signals: SignalsService,
     private readonly config: AppConfig,
+    private readonly receipts: DeliveryReceipts,
   ) {}
 
   onModuleInit(): void {
@@ -59,6 +61,7 @@ export class ClusterReporter implements OnModuleInit, OnModuleDestroy, BeforeApp
       event_loop_delay_ms: delay,
       started_at: new Date(this.fanout.startedAt).toISOString(),
       reported_at: new Date().toISOString(),
+      delivery_latency: this.receipts.latencyCounts(),
     };
   }
 

@@ -33,6 +33,10 @@ export class Connection {
    * below it, so the seam between a replay and live traffic cannot duplicate.
    */
   lastSeq = 0;
+  /** The newest signal written to this socket live (not replayed): the one a receipt's latency is measured on. */
+  sentSeq = 0;
+  /** The highest seq this socket acknowledged (`received`). */
+  receivedSeq = 0;
   /** Cleared at each heartbeat ping, set by the pong. */
   alive = true;
   /** Refused requests in a row. */

@@ -11,6 +11,7 @@ import type { Tier } from '../generated/prisma/enums.js';
 import type { SignalFilter } from '../signals/signal-filter.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import type { SignalsService } from '../signals/signals.service.js';
+import { Metrics } from '../metrics/metrics.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
@@ -72,13 +73,13 @@ function setup(tiers: Record<string, Tier>) {
   const config = strictMock<AppConfig>({ get: ((key: string) => CONFIG[key]) as AppConfig['get'] });
   const bus = new InProcessBus();
   const registry = new ConnectionRegistry(new InProcessClusterState('test'));
-  const tierCache = new TierCache(users, bus, config);
+  const tierCache = new TierCache(users, bus, config, new Metrics());
   const stored: SignalEvent[] = [];
   const signals = strictMock<SignalsService>({
     latestStoredSeq: async () => stored.at(-1)?.seq ?? 0,
     revisionsBetween: async (after: number, before: number) => stored.filter((e) => e.seq > after && e.seq < before),
   });
-  const fanout = new FanoutService(bus, registry, tierCache, signals, config);
+  const fanout = new FanoutService(bus, registry, tierCache, signals, config, new Metrics());
   const connect = (userId: string, filter?: SignalFilter) => {
     const socket = new FakeSocket();
     const principal: Principal = { userId, role: 'subscriber' };

@@ -3,6 +3,8 @@ import { WebSocket } from 'ws';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { MessageBus, type Unsubscribe } from '../bus/bus.types.js';
 import { AppConfig } from '../config/app-config.js';
+import { DURATION_BUCKETS, Metrics } from '../metrics/metrics.js';
+import type { Histogram } from 'prom-client';
 import type { Tier } from '../generated/prisma/enums.js';
 import { canSee } from '../signals/entitlement.js';
 import { matchesFilter } from '../signals/signal-filter.js';
@@ -22,6 +24,8 @@ interface AudienceTiers {
 /** Gap refills read the database in pages of this many versions. */
 const GAP_PAGE = 500;
 const GAP_RETRIES = 3;
+/** Commit times kept for receipts: a receipt answers the newest signal a socket was sent, so a few thousand suffice. */
+const COMMIT_TIMES_KEPT = 4096;
 
 /**
  * Delivers bus events to this instance's sockets: each message is serialized once and the same
@@ -50,12 +54,19 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   /** Premium signals up to this seq were committed before a bus fence completed (see `fence`). */
   private fencedSeq = 0;
   signalsBroadcast = 0;
+  /** `signalsBroadcast` by message type. */
+  private readonly broadcastByType = { signal: 0, signal_update: 0 };
   messagesDelivered = 0;
+  /** Bytes of the signal frames written (the WebSocket framing included). */
+  private bytesSent = 0;
   slowConsumersCut = 0;
   /** Signals delivered from the database because their bus message was missed. */
   gapsRefilled = 0;
   private catchUpTimer?: NodeJS.Timeout;
   private readonly catchUpIntervalMs: number;
+  private readonly fanoutSeconds: Histogram;
+  /** When the latest signals delivered here were committed, by seq (oldest first): receipts are measured on them. */
+  private readonly commitTimes = new Map<number, number>();
 
   constructor(
     private readonly bus: MessageBus,
@@ -63,10 +74,39 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     private readonly tiers: TierCache,
     private readonly signals: SignalsService,
     config: AppConfig,
+    metrics: Metrics,
   ) {
     this.maxBufferedBytes = config.get('WS_MAX_BUFFERED_BYTES');
     this.maxBacklog = config.get('WS_REPLAY_MAX');
     this.catchUpIntervalMs = config.get('BUS_CATCHUP_INTERVAL_MS');
+    metrics.total(
+      'signalcast_signals_broadcast_total',
+      "Signal versions delivered to this instance's sockets, by message type",
+      () => Object.entries(this.broadcastByType).map(([type, total]) => [{ type }, total] as const),
+      ['type'],
+    );
+    metrics.total(
+      'signalcast_messages_sent_total',
+      'Signal messages written to sockets (live, replayed and parked)',
+      () => this.messagesDelivered,
+    );
+    metrics.total('signalcast_sent_bytes_total', 'Bytes of the signal messages written to sockets, framing included', () => this.bytesSent);
+    metrics.total('signalcast_slow_consumers_cut_total', 'Sockets closed (4008) for falling behind', () => this.slowConsumersCut);
+    metrics.total(
+      'signalcast_gaps_refilled_total',
+      'Signal versions delivered from the database because their bus message was missed',
+      () => this.gapsRefilled,
+    );
+    metrics.gauge(
+      'signalcast_bus_up',
+      'The bus that shares signals and tier changes is usable: 1 (Redis up, or one instance in-process), 0 (down)',
+      () => (bus.status() === 'down' ? 0 : 1),
+    );
+    this.fanoutSeconds = metrics.histogram(
+      'signalcast_fanout_duration_seconds',
+      "From a signal's commit to its last socket written on this instance (the writing instance's clock)",
+      DURATION_BUCKETS,
+    );
   }
 
   async onModuleInit(): Promise<void> {
@@ -90,6 +130,11 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
   onModuleDestroy(): void {
     this.unsubscribe?.();
     clearInterval(this.catchUpTimer);
+  }
+
+  /** When the signal with this seq was committed, if it is among the latest delivered here. */
+  commitTimeOf(seq: number): number | undefined {
+    return this.commitTimes.get(seq);
   }
 
   /** Delivers whatever is stored but not yet delivered here. */
@@ -133,7 +178,13 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     }
     this.deliverToSockets(event, lookup?.tiers, moreFollow || this.eventsWaiting > 0);
     this.signalsBroadcast++;
+    this.broadcastByType[event.type]++;
     this.deliveredSeq = event.seq;
+    const committed = committedAt(event);
+    if (Number.isNaN(committed)) return;
+    this.fanoutSeconds.observe(Math.max(0, Date.now() - committed) / 1000);
+    this.commitTimes.set(event.seq, committed);
+    if (this.commitTimes.size > COMMIT_TIMES_KEPT) this.commitTimes.delete(this.commitTimes.keys().next().value!);
   }
 
   /**
@@ -225,7 +276,9 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
         return;
       case 'live':
         connection.lastSeq = event.seq;
-        if (matchesFilter(connection.filter, event.signal)) this.send(connection, bytes, moreFollow);
+        if (!matchesFilter(connection.filter, event.signal)) return;
+        connection.sentSeq = event.seq;
+        this.send(connection, bytes, moreFollow);
     }
   }
 
@@ -251,6 +304,7 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     try {
       writeFramed(socket, message, moreFollow);
       this.messagesDelivered++;
+      this.bytesSent += message.frame.length;
     } catch (error) {
       this.logger.warn(`Dropping a failing socket: ${(error as Error).message}`);
       connection.terminate();
@@ -264,3 +318,6 @@ export class FanoutService implements OnModuleInit, OnModuleDestroy {
     connection.close('SLOW_CONSUMER');
   }
 }
+
+/** When a version was committed: as the writer stamped it, or its stored time when read back. */
+export const committedAt = (event: SignalEvent): number => event.committedAt ?? Date.parse(event.signal.received_at);

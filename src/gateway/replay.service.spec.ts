@@ -11,6 +11,7 @@ import { canSee } from '../signals/entitlement.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import type { SignalsService } from '../signals/signals.service.js';
 import { signalEvent } from '../testing/signal-event.js';
+import { Metrics } from '../metrics/metrics.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
@@ -41,7 +42,7 @@ async function setup(
       })[key]) as AppConfig['get'],
   });
   const bus = new InProcessBus();
-  const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', tier]]) }), bus, config);
+  const tiers = new TierCache(strictMock<UsersRepository>({ findTiers: async () => new Map([['u', tier]]) }), bus, config, new Metrics());
   const signals = strictMock<SignalsService>({
     latestStoredSeq: async () => deliveredAtStart,
     count: async () => stored.length,
@@ -53,9 +54,9 @@ async function setup(
     },
   });
   const registry = new ConnectionRegistry(new InProcessClusterState('t'));
-  const fanout = new FanoutService(bus, registry, tiers, signals, config);
+  const fanout = new FanoutService(bus, registry, tiers, signals, config, new Metrics());
   await fanout.onModuleInit();
-  const replay = new ReplayService(signals, tiers, fanout, config);
+  const replay = new ReplayService(signals, tiers, fanout, config, new Metrics());
   await tiers.get('u');
   const sent: number[] = [];
   const socket = { OPEN: 1, readyState: 1, bufferedAmount: 0, send: (b: Buffer | string) => sent.push(JSON.parse(b.toString()).seq ?? -1) };

@@ -1,6 +1,8 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { TierCache } from '../auth/tier-cache.service.js';
 import { AppConfig } from '../config/app-config.js';
+import { Metrics } from '../metrics/metrics.js';
+import type { Counter } from 'prom-client';
 import { canSee } from '../signals/entitlement.js';
 import type { SignalEvent } from '../signals/signal.types.js';
 import { SignalsService } from '../signals/signals.service.js';
@@ -8,6 +10,8 @@ import type { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { frameText } from './framed-message.js';
 import { encode, type RequestId } from './ws-messages.js';
+
+type ReplayOutcome = 'complete' | 'resync_required' | 'closed' | 'failed';
 
 /** A replaying socket must drain below this share of its buffer bound before more is sent. */
 const DRAIN_BELOW = 0.5;
@@ -33,19 +37,34 @@ export class ReplayService {
   private readonly maxReplay: number;
   private readonly pageSize: number;
   private readonly drainBelow: number;
+  private readonly replays: Counter<'outcome'>;
+  private readonly replayed: Counter;
 
   constructor(
     private readonly signals: SignalsService,
     private readonly tiers: TierCache,
     private readonly fanout: FanoutService,
     config: AppConfig,
+    metrics: Metrics,
   ) {
+    this.replays = metrics.counter(
+      'signalcast_replays_total',
+      'Resumes by outcome: complete, resync_required (too far behind), closed (the socket went away or was cut), failed',
+      ['outcome'],
+    );
+    this.replayed = metrics.counter('signalcast_signals_replayed_total', 'Signals sent by resumes (from the database and the backlog)');
     this.maxReplay = config.get('WS_REPLAY_MAX');
     this.pageSize = config.get('WS_REPLAY_PAGE_SIZE');
     this.drainBelow = config.get('WS_MAX_BUFFERED_BYTES') * DRAIN_BELOW;
   }
 
   async resume(connection: Connection, since: number, id?: RequestId): Promise<void> {
+    const { outcome, count } = await this.replay(connection, since, id);
+    this.replays.inc({ outcome });
+    this.replayed.inc(count);
+  }
+
+  private async replay(connection: Connection, since: number, id?: RequestId): Promise<{ outcome: ReplayOutcome; count: number }> {
     const withId = id === undefined ? {} : { id };
     connection.phase = 'replaying';
     connection.backlog = [];
@@ -57,16 +76,19 @@ export class ReplayService {
     let count = 0;
     try {
       let sendTier = await this.tiers.current(connection.userId);
-      if (!sendTier) return connection.close('UNAUTHORIZED');
+      if (!sendTier) {
+        connection.close('UNAUTHORIZED');
+        return { outcome: 'closed', count };
+      }
       const query = { afterSeq: since, throughSeq: target, filter: connection.filter };
       if ((await this.signals.count(sendTier, query, this.maxReplay + 1)) > this.maxReplay) {
         connection.phase = 'idle';
         connection.backlog = [];
         connection.notify('resync_required', { ...withId, since, latest_seq: target, max_replay: this.maxReplay });
-        return;
+        return { outcome: 'resync_required', count: 0 };
       }
       while (connection.lastSeq < target && open()) {
-        if (!(await this.drained(connection))) return;
+        if (!(await this.drained(connection))) return { outcome: 'closed', count };
         // Gated by the tier the user has once the page is read (nothing waits between that check
         // and the writes). A page read with a lower tier than that lacks signals the user may now
         // see: it is read again with the new one.
@@ -80,7 +102,10 @@ export class ReplayService {
             filter: connection.filter,
           });
           const now = await this.tiers.current(connection.userId);
-          if (!now) return connection.close('UNAUTHORIZED');
+          if (!now) {
+            connection.close('UNAUTHORIZED');
+            return { outcome: 'closed', count };
+          }
           sendTier = now;
           // `now` sees nothing `listTier` does not (the same tier, or a downgrade, gated below).
           if (canSee(listTier, now)) break;
@@ -96,10 +121,13 @@ export class ReplayService {
       }
       connection.lastSeq = Math.max(connection.lastSeq, target);
       while (connection.backlog.length > 0 && open() && connection.phase === 'replaying') {
-        if (!(await this.drained(connection))) return;
+        if (!(await this.drained(connection))) return { outcome: 'closed', count };
         // Parked events were gated when they arrived; the tier may have changed since.
         const parkedTier = await this.tiers.current(connection.userId);
-        if (!parkedTier) return connection.close('UNAUTHORIZED');
+        if (!parkedTier) {
+          connection.close('UNAUTHORIZED');
+          return { outcome: 'closed', count };
+        }
         if (connection.phase !== 'replaying') break;
         for (const event of connection.backlog.splice(0, this.pageSize)) {
           if (this.fanout.sendParked(connection, event, parkedTier)) count++;
@@ -107,11 +135,13 @@ export class ReplayService {
       }
     } catch (error) {
       this.logger.warn(`Replay failed: ${(error as Error).message}`);
-      return connection.close('INTERNAL_ERROR');
+      connection.close('INTERNAL_ERROR');
+      return { outcome: 'failed', count };
     }
-    if (!open() || connection.phase !== 'replaying') return;
+    if (!open() || connection.phase !== 'replaying') return { outcome: 'closed', count };
     connection.phase = 'live';
     connection.notify('replay_complete', { ...withId, last_seq: connection.lastSeq, count });
+    return { outcome: 'complete', count };
   }
 
   /** Waits until the socket has sent most of what it holds; false if it never does. */

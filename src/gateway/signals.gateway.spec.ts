@@ -7,6 +7,8 @@ import type { TierCache } from '../auth/tier-cache.service.js';
 import { InProcessClusterState } from '../bus/in-process-cluster.js';
 import type { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
+import { Metrics } from '../metrics/metrics.js';
+import type { DeliveryReceipts } from '../receipts/delivery-receipts.service.js';
 import { strictMock } from '../testing/strict-mock.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import type { FanoutService } from './fanout.service.js';
@@ -77,7 +79,7 @@ function setup() {
   const cluster = new ClusterWithOthers('test');
   const registry = new ConnectionRegistry(cluster);
   const auth = strictMock<AuthService>({ authenticateToken: (token: string) => ({ userId: token, role: 'subscriber' }) });
-  const authenticator = new UpgradeAuthenticator(auth, registry, config);
+  const authenticator = new UpgradeAuthenticator(auth, registry, config, new Metrics());
   let releaseTiers!: () => void;
   const tiersHeld = new Promise<void>((resolve) => (releaseTiers = resolve));
   const tiers = strictMock<TierCache>({
@@ -87,7 +89,18 @@ function setup() {
     },
   });
   const fanout = { deliveredSeq: 0 } as FanoutService;
-  const gateway = new SignalsGateway(registry, tiers, fanout, auth, strictMock<ReplayService>(), cluster, config, authenticator);
+  const gateway = new SignalsGateway(
+    registry,
+    tiers,
+    fanout,
+    auth,
+    strictMock<ReplayService>(),
+    cluster,
+    config,
+    authenticator,
+    new Metrics(),
+    strictMock<DeliveryReceipts>(),
+  );
   /** An upgrade that passes the authenticator, then its connection handled by the gateway. */
   const upgrade = (userId: string) => {
     const request = { url: `/ws/signals?token=${userId}`, headers: {} } as IncomingMessage;

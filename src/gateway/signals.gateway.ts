@@ -8,6 +8,11 @@ import { TierCache } from '../auth/tier-cache.service.js';
 import { ClusterState } from '../bus/bus.types.js';
 import { TokenBucket } from '../common/rate-limiter.js';
 import { AppConfig } from '../config/app-config.js';
+import type { Tier } from '../generated/prisma/enums.js';
+import { Metrics } from '../metrics/metrics.js';
+import { DeliveryReceipts } from '../receipts/delivery-receipts.service.js';
+import { TIERS } from '../signals/entitlement.js';
+import type { Counter } from 'prom-client';
 import { filterToWire } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
 import { Connection } from './connection.js';
@@ -35,6 +40,9 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   private readonly maxSocketsPerUser: number;
   private readonly tokenExpiryWarningMs: number;
   private readonly maxLifetimeMs: number;
+  private readonly opened: Counter;
+  private readonly closed: Counter<'code'>;
+  private readonly rateLimited: Counter<'scope'>;
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -45,6 +53,8 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     private readonly cluster: ClusterState,
     config: AppConfig,
     private readonly upgrades: UpgradeAuthenticator,
+    metrics: Metrics,
+    private readonly receipts: DeliveryReceipts,
   ) {
     this.heartbeatIntervalMs = config.get('WS_HEARTBEAT_INTERVAL_MS');
     this.ratePerSecond = config.get('WS_RATE_LIMIT_PER_SECOND');
@@ -53,6 +63,45 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     this.maxSocketsPerUser = config.get('WS_MAX_SOCKETS_PER_USER');
     this.tokenExpiryWarningMs = config.get('WS_TOKEN_EXPIRY_WARNING_MS');
     this.maxLifetimeMs = config.get('WS_MAX_CONNECTION_LIFETIME_MS');
+    this.opened = metrics.counter('signalcast_connections_opened_total', 'WebSockets opened (upgrades accepted)');
+    this.closed = metrics.counter(
+      'signalcast_connections_closed_total',
+      'WebSockets closed, by close code (1006: dropped without a close)',
+      ['code'],
+    );
+    this.rateLimited = metrics.rateLimited;
+    metrics.gauge(
+      'signalcast_connections',
+      'Open sockets on this instance, by the tier of their user',
+      async () => (await this.byTier()).sockets,
+      ['tier'],
+    );
+    metrics.gauge('signalcast_users', 'Users with a socket on this instance, by tier', async () => (await this.byTier()).users, ['tier']);
+  }
+
+  /** This instance's sockets and users by tier (cached tiers, the rest loaded in one query). */
+  private async byTier(): Promise<{ sockets: [{ tier: Tier }, number][]; users: [{ tier: Tier }, number][] }> {
+    const socketsOf = new Map<string, number>();
+    for (const { userId } of this.registry.all()) socketsOf.set(userId, (socketsOf.get(userId) ?? 0) + 1);
+    // With the database unreachable, what is cached still counts (a user whose tier is not is left out).
+    const tiers = await this.tiers.getMany(socketsOf.keys()).catch(() => {
+      const cached = new Map<string, Tier>();
+      for (const userId of socketsOf.keys()) {
+        const tier = this.tiers.peek(userId);
+        if (tier) cached.set(userId, tier);
+      }
+      return cached;
+    });
+    const sockets = new Map<Tier, number>(TIERS.map((tier) => [tier, 0]));
+    const users = new Map<Tier, number>(TIERS.map((tier) => [tier, 0]));
+    for (const [userId, count] of socketsOf) {
+      const tier = tiers.get(userId);
+      if (!tier) continue;
+      sockets.set(tier, sockets.get(tier)! + count);
+      users.set(tier, users.get(tier)! + 1);
+    }
+    const labelled = (counts: Map<Tier, number>) => [...counts].map(([tier, count]): [{ tier: Tier }, number] => [{ tier }, count]);
+    return { sockets: labelled(sockets), users: labelled(users) };
   }
 
   onModuleInit(): void {
@@ -77,6 +126,8 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   }
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
+    this.opened.inc();
+    socket.once('close', (code: number) => this.closed.inc({ code }));
     const principal = principalOf(request);
     if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
     const bucket = TokenBucket.perSecond(this.ratePerSecond, this.rateBurst);
@@ -157,6 +208,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 
   private onFrame(connection: Connection, data: Buffer, isBinary: boolean): void {
     if (!connection.bucket.take().allowed) {
+      this.rateLimited.inc({ scope: 'ws' });
       if (++connection.strikes >= this.rateStrikes) return connection.close('RATE_LIMITED');
       return connection.notify('error', { code: 'rate_limited', message: 'Too many requests; slow down' });
     }
@@ -179,6 +231,8 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     if (!this.registry.get(connection.socket)) {
       return connection.notify('error', { code: 'invalid_request', message: 'Wait for the welcome message', ...withId });
     }
+    // Receipts are welcome during a replay too: a client acknowledges replayed signals as it goes.
+    if (request.type === 'received') return this.received(connection, request.seq, withId);
     if (connection.phase === 'replaying') {
       return connection.notify('error', { code: 'replay_in_progress', message: 'Wait for replay_complete', ...withId });
     }
@@ -193,6 +247,34 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
       case 'resume':
         return this.replay.resume(connection, request.since, request.id);
     }
+  }
+
+  /**
+   * `received`: the client processed everything sent up to `seq`. A receipt for the newest live signal
+   * this socket was sent measures its delivery latency (commit to receipt: an upper bound, the
+   * receipt's way back included); older or repeated receipts move nothing.
+   */
+  private received(connection: Connection, seq: number, withId: { id?: string | number }): void {
+    if (seq > connection.lastSeq) {
+      return connection.notify('error', {
+        code: 'invalid_request',
+        message: `seq: ${seq} is past the last signal sent on this socket (${connection.lastSeq})`,
+        field: 'seq',
+        ...withId,
+      });
+    }
+    if (seq <= connection.receivedSeq) return;
+    connection.receivedSeq = seq;
+    const at = Date.now();
+    const committed = seq === connection.sentSeq ? this.fanout.commitTimeOf(seq) : undefined;
+    const receipt = { userId: connection.userId, seq, at, latencyMs: committed === undefined ? undefined : Math.max(0, at - committed) };
+    const tier = this.tiers.peek(connection.userId);
+    if (tier) return this.receipts.received({ ...receipt, tier });
+    // Not cached (only free signals were sent lately): looked up, the receipt recorded once known.
+    void this.tiers.get(connection.userId).then(
+      (loaded) => this.receipts.received({ ...receipt, tier: loaded }),
+      () => this.receipts.received({ ...receipt, tier: undefined }),
+    );
   }
 
   /** `auth`: a fresh token for the same user extends the connection; anything else is refused. */

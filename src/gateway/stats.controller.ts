@@ -8,8 +8,14 @@ import { apiComponent, ApiErrors, ApiZodResponse } from '../common/openapi.js';
 import { Tier } from '../generated/prisma/enums.js';
 import { TIERS } from '../signals/entitlement.js';
 import { ClusterReporter } from './cluster-reporter.service.js';
+import { DeliveryReceipts } from '../receipts/delivery-receipts.service.js';
+import { LATENCY_WINDOW_MS, mergeWindows, quantile } from '../receipts/latency-window.js';
 
 const count = z.int().min(0);
+const ms = z.number().min(0).nullable();
+
+/** Stats show each instance's own numbers; its latency buckets are added into the cluster's figures instead. */
+const instanceStatsSchema = instanceSnapshotSchema.omit({ delivery_latency: true });
 
 export const wsStatsSchema = apiComponent(
   'WsStats',
@@ -24,7 +30,15 @@ export const wsStatsSchema = apiComponent(
     uptime_seconds: count,
     bus: busStatusSchema,
     instance_id: z.string(),
-    instances: z.array(apiComponent('InstanceSnapshot', instanceSnapshotSchema)),
+    /**
+     * Delivery latency per tier over the last 5 minutes, across the cluster, from client receipts:
+     * commit to receipt (an upper bound: the receipt's way back is included). p50/p99 are the upper
+     * edges of fixed buckets (never above the largest seen); null without receipts.
+     */
+    delivery_latency_ms: z.record(z.enum(Tier), z.object({ p50: ms, p99: ms, count })),
+    /** The share of those receipts within DELIVERY_SLO_MS (null without receipts). */
+    slo: z.object({ target_ms: z.int().min(1), within: z.number().min(0).max(1).nullable(), count, window_seconds: z.int().min(1) }),
+    instances: z.array(apiComponent('InstanceSnapshot', instanceStatsSchema)),
   }),
 );
 
@@ -41,6 +55,7 @@ export class StatsController {
     private readonly reporter: ClusterReporter,
     private readonly tiers: TierCache,
     private readonly bus: MessageBus,
+    private readonly receipts: DeliveryReceipts,
   ) {}
 
   @Get('stats')
@@ -53,6 +68,12 @@ export class StatsController {
     const usersByTier = Object.fromEntries(TIERS.map((tier) => [tier, 0])) as WsStats['users_by_tier'];
     for (const tier of (await this.tiers.getMany(users)).values()) usersByTier[tier]++;
     const sum = (pick: (i: InstanceSnapshot) => number) => instances.reduce((total, i) => total + pick(i), 0);
+    // This instance's window as of now; the others' as of their last report.
+    const latency = mergeWindows(
+      instances.map((i) => (i.instance_id === self.instance_id ? self.delivery_latency : i.delivery_latency) ?? mergeWindows([])),
+    );
+    const receipts = TIERS.reduce((total, tier) => total + latency[tier].count, 0);
+    const withinSlo = TIERS.reduce((total, tier) => total + latency[tier].within_slo, 0);
     return {
       total_connections: sum((i) => i.total_connections),
       active_users: users.size,
@@ -62,8 +83,17 @@ export class StatsController {
       slow_consumers_disconnected: sum((i) => i.slow_consumers_disconnected),
       uptime_seconds: Math.floor((Date.now() - Date.parse(self.started_at)) / 1000),
       bus: this.bus.status(),
+      delivery_latency_ms: Object.fromEntries(
+        TIERS.map((tier) => [tier, { p50: quantile(latency[tier], 0.5), p99: quantile(latency[tier], 0.99), count: latency[tier].count }]),
+      ) as WsStats['delivery_latency_ms'],
+      slo: {
+        target_ms: this.receipts.sloMs,
+        within: receipts === 0 ? null : withinSlo / receipts,
+        count: receipts,
+        window_seconds: LATENCY_WINDOW_MS / 1000,
+      },
       instance_id: self.instance_id,
-      instances,
+      instances: instances.map(({ delivery_latency: _latency, ...instance }) => instance),
     };
   }
 }

@@ -7,6 +7,8 @@ import type { Principal } from '../auth/principal.js';
 import { throttled } from '../common/log-throttle.js';
 import { decimalInteger } from '../common/wire-schemas.js';
 import { AppConfig } from '../config/app-config.js';
+import { Metrics } from '../metrics/metrics.js';
+import type { Counter } from 'prom-client';
 import { filterFromQuery, type SignalFilter } from '../signals/signal-filter.js';
 import { ConnectionRegistry } from './connection-registry.js';
 
@@ -70,6 +72,7 @@ export class UpgradeAuthenticator {
   private readonly allowedOrigins: Set<string>;
   /** `WS_MAX_CONNECTIONS`, lowered to what the open-files limit allows. */
   private readonly maxConnections: number;
+  private readonly refused: Counter<'status'>;
 
   private readonly logger = new Logger('Connections');
   private readonly warnAtCap = throttled(10_000, () =>
@@ -80,7 +83,11 @@ export class UpgradeAuthenticator {
     private readonly auth: AuthService,
     private readonly registry: ConnectionRegistry,
     config: AppConfig,
+    metrics: Metrics,
   ) {
+    this.refused = metrics.counter('signalcast_upgrades_refused_total', 'WebSocket upgrades refused before the handshake, by HTTP status', [
+      'status',
+    ]);
     this.allowedOrigins = new Set(config.get('CORS_ORIGINS'));
     // Every socket is a descriptor: keep the cap under the open-files limit, with room for what
     // is open already (embedded database files, logs), the database and Redis pools, and HTTP.
@@ -103,6 +110,12 @@ export class UpgradeAuthenticator {
   }
 
   authenticate(request: IncomingMessage): UpgradeDecision {
+    const decision = this.decide(request);
+    if (!decision.ok) this.refused.inc({ status: decision.status });
+    return decision;
+  }
+
+  private decide(request: IncomingMessage): UpgradeDecision {
     if (!this.registry.accepting) return { ok: false, status: 503, message: 'Server is shutting down; reconnect elsewhere' };
     if (this.atConnectionLimit()) {
       this.warnAtCap();

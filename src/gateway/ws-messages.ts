@@ -44,10 +44,12 @@ export const clientRequestSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('unsubscribe'), id }),
   z.strictObject({ type: z.literal('resume'), id, since: z.number().int().min(0) }),
   z.strictObject({ type: z.literal('auth'), id, token: z.string().min(1).max(8192) }),
+  /** A delivery receipt: every signal sent up to `seq` was processed. Cumulative; never answered. */
+  z.strictObject({ type: z.literal('received'), id, seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
 ]);
 
 export type ClientRequest = z.output<typeof clientRequestSchema>;
-export const CLIENT_REQUEST_TYPES = new Set(['ping', 'subscribe', 'unsubscribe', 'resume', 'auth']);
+export const CLIENT_REQUEST_TYPES = new Set(['ping', 'subscribe', 'unsubscribe', 'resume', 'auth', 'received']);
 
 export type ParsedFrame =
   { ok: true; request: ClientRequest } | { ok: false; code: WsErrorCode; message: string; field?: string; id?: RequestId };

@@ -1,0 +1,139 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { Api, flush, signalBody, WsClient } from './support/clients.js';
+import { createTestDatabase, startApp, type TestApp, type TestDatabase } from './support/test-app.js';
+
+/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
+async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined) return value;
+    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+}
+
+describe('delivery receipts: latency per tier, the acknowledged position, disputes', () => {
+  let database: TestDatabase;
+  let app: TestApp;
+  let api: Api;
+  let provider: Awaited<ReturnType<Api['provider']>>;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    app = await startApp(database, { RECEIPT_FLUSH_INTERVAL_MS: '100', DELIVERY_SLO_MS: '500' });
+    api = new Api(app);
+    provider = await api.provider();
+  });
+
+  afterAll(async () => {
+    await app?.close();
+    await database?.drop();
+  });
+
+  const stats = async () => (await api.request('GET', '/ws/stats', { token: await api.admin() })).body;
+  const dispute = async (userId: string, signalId: string) =>
+    api.request('GET', `/api/v1/admin/users/${userId}/receipts?signal=${signalId}`, { token: await api.admin() });
+
+  it('measures a receipt of the newest live signal per tier in /ws/stats, with the SLO share', async () => {
+    const before = await stats();
+    expect(before.slo.target_ms).toBe(500);
+    const elite = await api.user('elite');
+    const socket = await WsClient.connect(app.wsUrl, { token: elite.token });
+    const synced = await api.sync(provider.apiKey, signalBody({ premium: true }));
+    const signal = await socket.next((m) => m.type === 'signal' && m.seq === synced.body.seq);
+    socket.send({ type: 'received', seq: signal.seq });
+    const after = await eventually(async () => {
+      const now = await stats();
+      return now.delivery_latency_ms.elite.count > before.delivery_latency_ms.elite.count ? now : undefined;
+    });
+    expect(after.delivery_latency_ms.elite.count).toBe(before.delivery_latency_ms.elite.count + 1);
+    expect(after.delivery_latency_ms.elite.p50).toBeGreaterThanOrEqual(0);
+    expect(after.delivery_latency_ms.elite.p99).toBeGreaterThanOrEqual(after.delivery_latency_ms.elite.p50);
+    expect(after.slo.count).toBe(before.slo.count + 1);
+    expect(after.slo.within).toBeGreaterThan(0);
+    // The same receipt again, or an older one, measures nothing more.
+    socket.send({ type: 'received', seq: signal.seq });
+    socket.send({ type: 'received', seq: signal.seq - 1 });
+    await flush(api, provider.apiKey, [socket]);
+    expect((await stats()).delivery_latency_ms.elite.count).toBe(after.delivery_latency_ms.elite.count);
+    await socket.close();
+  });
+
+  it('refuses a receipt for a seq never sent on the socket, and changes nothing', async () => {
+    const user = await api.user('pro');
+    const socket = await WsClient.connect(app.wsUrl, { token: user.token });
+    const before = await stats();
+    socket.send({ type: 'received', seq: 10_000_000, id: 'r1' });
+    const error = await socket.next((m) => m.type === 'error' && m.id === 'r1');
+    expect(error).toMatchObject({ code: 'invalid_request', field: 'seq' });
+    for (const seq of [-1, 1.5, '3', null]) {
+      socket.send({ type: 'received', seq, id: `bad-${String(seq)}` });
+      expect(await socket.next((m) => m.type === 'error' && m.id === `bad-${String(seq)}`)).toMatchObject({ code: 'invalid_request' });
+    }
+    expect((await stats()).slo.count).toBe(before.slo.count);
+    await socket.close();
+  });
+
+  it('answers a dispute after a downgrade: entitled before it, not after; acknowledged as far as the receipt goes', async () => {
+    const user = await api.user('pro');
+    const socket = await WsClient.connect(app.wsUrl, { token: user.token });
+    const before = await api.sync(provider.apiKey, signalBody({ premium: true }));
+    const delivered = await socket.next((m) => m.type === 'signal' && m.seq === before.body.seq);
+    socket.send({ type: 'received', seq: delivered.seq });
+    const acked = await eventually(async () => {
+      const answer = await dispute(user.id, before.body.signal.id);
+      return answer.body.acknowledged ? answer : undefined;
+    });
+    expect(acked.status).toBe(200);
+    expect(acked.body).toMatchObject({
+      user_id: user.id,
+      signal_id: before.body.signal.id,
+      version: 1,
+      seq: before.body.seq,
+      min_tier: 'pro',
+      tier_then: 'pro',
+      entitled: true,
+      acknowledged: true,
+      receipt: { seq: delivered.seq },
+    });
+
+    expect((await api.setTier(user.id, 'free')).status).toBe(200);
+    const after = await api.sync(provider.apiKey, signalBody({ premium: true }));
+    const answer = await dispute(user.id, after.body.signal.id);
+    expect(answer.body).toMatchObject({ tier_then: 'free', entitled: false, acknowledged: false, receipt: { seq: delivered.seq } });
+    // The earlier signal's answer is unchanged by the downgrade.
+    expect((await dispute(user.id, before.body.signal.id)).body).toMatchObject({ tier_then: 'pro', entitled: true, acknowledged: true });
+    await socket.close();
+  });
+
+  it('answers each version of an amended signal, and a user created after it as not entitled', async () => {
+    const body = signalBody();
+    const first = await api.sync(provider.apiKey, body);
+    const second = await api.sync(provider.apiKey, { ...body, premium: true, confidence: 12 });
+    const late = await api.user('elite');
+    const answer = await dispute(late.id, first.body.signal.id);
+    expect(answer.status).toBe(200);
+    expect(answer.body.tier_then).toBeNull();
+    expect(answer.body.entitled).toBe(false);
+    expect(answer.body.versions.map((v: { seq: number; min_tier: string }) => [v.seq, v.min_tier])).toEqual([
+      [first.body.seq, 'free'],
+      [second.body.seq, 'pro'],
+    ]);
+  });
+
+  it('answers 404 for an unknown user or signal and 400 for a bad id, as JSON', async () => {
+    const user = await api.user('free');
+    const signal = await api.sync(provider.apiKey, signalBody());
+    const unknown = '00000000-0000-4000-8000-000000000000';
+    expect((await dispute(unknown, signal.body.signal.id)).status).toBe(404);
+    expect((await dispute(user.id, unknown)).body.code).toBe('not_found');
+    expect((await dispute(user.id, 'nope')).body).toMatchObject({ code: 'validation_failed' });
+    const missing = await api.request('GET', `/api/v1/admin/users/${user.id}/receipts`, { token: await api.admin() });
+    expect(missing.status).toBe(400);
+    const notAdmin = await api.request('GET', `/api/v1/admin/users/${user.id}/receipts?signal=${signal.body.signal.id}`, {
+      token: user.token,
+    });
+    expect(notAdmin.status).toBe(403);
+  });
+});
