@@ -75,6 +75,13 @@ export const envSchema = z.object({
 
   SYNC_BATCH_MAX_ITEMS: int(1, 1000).default(100),
   SIGNALS_PAGE_MAX: int(1, 5000).default(500),
+  /**
+   * How often each instance looks for active signals whose `expires_at` has passed and stores them as
+   * `expired`: a signal expires at most this long (plus one write) after its `expires_at`.
+   */
+  SIGNAL_EXPIRY_INTERVAL_MS: int(10, 60_000).default(250),
+  /** Most expiries one sweep reads and submits (a larger backlog is swept again at once). */
+  SIGNAL_EXPIRY_BATCH: int(1, 5000).default(500),
 
   WS_MAX_PAYLOAD_BYTES: int(64).default(16 * 1024),
   WS_MAX_SOCKETS_PER_USER: int(1).default(5),
@@ -96,6 +103,19 @@ export const envSchema = z.object({
   /** Most signals one resume replays; beyond it the client gets `resync_required`. */
   WS_REPLAY_MAX: int(1).default(10_000),
   WS_REPLAY_PAGE_SIZE: int(1, 5000).default(500),
+
+  /**
+   * `GET /metrics` (Prometheus) on the service's port, for a scraper presenting this bearer token.
+   * Unset, and no METRICS_PORT: metrics are not served.
+   */
+  METRICS_TOKEN: z.string().min(16, 'must be at least 16 characters').optional(),
+  /** Serve `/metrics` on this port instead (bound to METRICS_HOST), not on the service's port. */
+  METRICS_PORT: int(0, 65535).optional(),
+  METRICS_HOST: z.string().default('127.0.0.1'),
+  /** The delivery-latency objective: `/ws/stats` reports the share of receipts within it. */
+  DELIVERY_SLO_MS: int(1).default(500),
+  /** How often the highest seq each user acknowledged is stored (one statement for every user whose receipt moved). */
+  RECEIPT_FLUSH_INTERVAL_MS: int(100).default(2_000),
 });
 
 export type Env = z.infer<typeof envSchema>;
