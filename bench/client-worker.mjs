@@ -6,7 +6,7 @@
 // the same client for every target. `BENCH_CLIENT=library` uses the `ws` and `socket.io-client`
 // libraries instead (the harness's clients before issue 15), to compare the two.
 import { performance } from 'node:perf_hooks';
-import { peek, openRawSocket } from './raw-socket.mjs';
+import { clientText, peek, openRawSocket } from './raw-socket.mjs';
 
 const now = () => performance.timeOrigin + performance.now();
 const sockets = [];
@@ -27,11 +27,33 @@ function record(entry, bytes, at = now()) {
     if (message.seq <= (entry.seqs.at(-1) ?? 0)) entry.outOfOrder++;
     entry.seqs.push(message.seq);
     entry.times.push(at);
+    if (entry.receipt) acknowledge(entry, message.seq);
   } else if (message.type === 'welcome') {
     entry.welcomed = true;
     // Where a resume starts when nothing came yet: the seq this socket started after.
     entry.startedAfter ??= JSON.parse(bytes.toString()).latest_seq;
   }
+}
+
+/**
+ * Delivery receipts as the SDK sends them: right after a signal when none went out in the last
+ * 250 ms, else one at the end of that window with the highest seq received by then.
+ */
+const RECEIPT_INTERVAL_MS = 250;
+function acknowledge(entry, seq) {
+  entry.receipt.seq = Math.max(entry.receipt.seq, seq);
+  if (entry.receipt.timer) return;
+  const wait = entry.receipt.sentAt + RECEIPT_INTERVAL_MS - now();
+  if (wait <= 0) return sendReceipt(entry);
+  entry.receipt.timer = setTimeout(() => sendReceipt(entry), wait);
+}
+function sendReceipt(entry) {
+  const receipt = entry.receipt;
+  receipt.timer = undefined;
+  if (receipt.seq <= receipt.sent) return;
+  receipt.send(`{"type":"received","seq":${receipt.seq}}`);
+  receipt.sent = receipt.seq;
+  receipt.sentAt = now();
 }
 
 async function openRaw(url, entry, engineIo) {
@@ -48,6 +70,7 @@ async function openRaw(url, entry, engineIo) {
     return false;
   }
   entry.close = () => opened.socket.destroy();
+  if (entry.wantsReceipts) entry.receipt = { seq: 0, sent: 0, sentAt: -Infinity, send: (text) => opened.socket.write(clientText(text)) };
   return true;
 }
 
@@ -89,14 +112,22 @@ async function openSocketIo(url, entry) {
   });
 }
 
-async function connect({ kind, url, clients, concurrency }) {
+async function connect({ kind, url, clients, concurrency, receipts = false }) {
   const started = now();
   let failed = 0;
   let next = 0;
   const lane = async () => {
     while (next < clients.length) {
       const client = clients[next++];
-      const entry = { tier: client.tier, symbols: client.symbols, seqs: [], times: [], welcomed: false, outOfOrder: 0 };
+      const entry = {
+        tier: client.tier,
+        symbols: client.symbols,
+        seqs: [],
+        times: [],
+        welcomed: false,
+        outOfOrder: 0,
+        wantsReceipts: receipts,
+      };
       sockets.push(entry);
       const filter = client.symbols ? `&symbols=${client.symbols.join(',')}` : '';
       const target = kind === 'socketio' ? url : `${url}?token=${encodeURIComponent(client.token)}${filter}`;

@@ -18,6 +18,8 @@
 //                    [--client library]   (the ws / socket.io-client libraries, not the raw-socket client)
 //                    [--split]            (signalcast as two instances sharing PostgreSQL and Redis: one
 //                                          takes the HTTP API and writes, one holds the sockets)
+//                    (the target `signalcast:observed` is signalcast operated: its clients send delivery
+//                     receipts as the SDK does, and Prometheus scrapes /metrics every second)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -244,8 +246,9 @@ function wireSignal(seq) {
 }
 
 /** signalcast: the production build, its own database, users and a provider made through the admin API. */
-async function startSignalcast(socketCount) {
+async function startSignalcast(socketCount, { observed = false } = {}) {
   const port = await freePort();
+  const metricsToken = randomBytes(24).toString('base64url');
   const admin = { email: 'bench-admin@signalcast.bench', password: 'bench-admin-password' };
   const env = {
     ...process.env,
@@ -262,6 +265,7 @@ async function startSignalcast(socketCount) {
     WS_MAX_CONNECTIONS: '1000000',
     SYNC_BATCH_MAX_ITEMS: '1000',
     DB_MIGRATE_ON_START: 'true',
+    ...(observed && { METRICS_TOKEN: metricsToken }),
   };
   let dataDir;
   let dropDatabase = async () => undefined;
@@ -335,9 +339,42 @@ async function startSignalcast(socketCount) {
     return { ...user, symbols };
   });
   let seq = 0;
+  let scraper;
   return {
-    name: 'signalcast',
+    name: observed ? 'signalcast:observed' : 'signalcast',
     kind: 'signalcast',
+    receipts: observed,
+    /** Observed: a scrape of every instance's /metrics each second while signals flow (Prometheus scrapes every 15 s by default). */
+    startScraping() {
+      if (!observed) return;
+      const times = [];
+      let bytes = 0;
+      const bases = [...new Set([base, `http://127.0.0.1:${socketsPort}`])];
+      const timer = setInterval(async () => {
+        for (const url of bases) {
+          const started = now();
+          const response = await fetch(`${url}/metrics`, { headers: { authorization: `Bearer ${metricsToken}` } }).catch(() => undefined);
+          if (response?.status !== 200) continue;
+          bytes += (await response.text()).length;
+          times.push(now() - started);
+        }
+      }, 1000);
+      scraper = { timer, times, bytes: () => bytes };
+    },
+    /** What the scrapes cost, and the delivery latency the receipts measured (from `/ws/stats`). */
+    async stopScraping() {
+      if (!scraper) return undefined;
+      clearInterval(scraper.timer);
+      const times = scraper.times.sort((a, b) => a - b);
+      const { body } = await api(`http://127.0.0.1:${socketsPort}`, 'GET', '/ws/stats', { token: adminToken });
+      return {
+        scrapes: times.length,
+        scrape_ms: { p50: round(quantile(times, 0.5), 1), max: round(times.at(-1), 1) },
+        exposition_bytes: times.length ? Math.round(scraper.bytes() / times.length) : 0,
+        receipts_delivery_latency_ms: body.delivery_latency_ms,
+        slo: body.slo,
+      };
+    },
     pid: servers.map((child) => child.pid),
     wsUrl: `ws://127.0.0.1:${socketsPort}/ws/signals`,
     clients,
@@ -406,6 +443,7 @@ const planOf = (targetName) => (targetName.endsWith(':single') ? { ...scenario, 
 function startTarget(name, sockets) {
   name = name.replace(/:single$/, '');
   if (name === 'signalcast') return startSignalcast(sockets);
+  if (name === 'signalcast:observed') return startSignalcast(sockets, { observed: true });
   if (name === 'bare-ws') return startBaseline('bare-ws', 'baseline-ws.mjs', sockets);
   if (name === 'socketio') return startBaseline('socketio', 'baseline-socketio.mjs', sockets);
   throw new Error(`unknown target ${name}`);
@@ -443,7 +481,17 @@ async function runOne(targetName, socketCount) {
     const shares = workers.map((_, w) => target.clients.filter((_, i) => i % workers.length === w));
     const connected = await Promise.all(
       workers.map((worker, w) =>
-        worker.ask({ cmd: 'connect', kind: target.kind, url: target.wsUrl, clients: shares[w], concurrency: 100 }, 'connected'),
+        worker.ask(
+          {
+            cmd: 'connect',
+            kind: target.kind,
+            url: target.wsUrl,
+            clients: shares[w],
+            concurrency: 100,
+            receipts: target.receipts === true,
+          },
+          'connected',
+        ),
       ),
     );
     const connectSeconds = (now() - connectStarted) / 1000;
@@ -468,6 +516,7 @@ async function runOne(targetName, socketCount) {
     const harnessDelay = monitorEventLoopDelay({ resolution: 1 });
     harnessDelay.enable();
     const runStarted = now();
+    target.startScraping?.();
     const soak = plan.duration ? startSoakSampler(target, workers, plan, runStarted) : undefined;
     const sendOne = async (i) => {
       const started = now();
@@ -521,6 +570,7 @@ async function runOne(targetName, socketCount) {
       await sleep(500);
     }
     const cpuAfter = processStats(target.pid);
+    const observed = await target.stopScraping?.();
     const clientTicks = workers.reduce((sum, worker, w) => sum + processStats(worker.child.pid).cpuTicks - clientsBefore[w], 0);
     const harnessCpu = process.cpuUsage(harnessBefore);
     const postgresCpu = postgresTicks() - postgresBefore;
@@ -640,6 +690,7 @@ async function runOne(targetName, socketCount) {
       database_cpu_percent: round((postgresCpu / TICKS_PER_S / wall) * 100, 0),
       harness_event_loop_delay_ms: { p50: round(harnessDelay.percentile(50) / 1e6, 1), p99: round(harnessDelay.percentile(99) / 1e6, 1) },
       ...(soakReport && { soak: soakReport }),
+      ...(observed && { observed }),
     };
   } finally {
     for (const worker of workers) worker.child.send({ cmd: 'close' });
@@ -746,6 +797,27 @@ function ratios(results) {
   for (const n of new Set(results.map((r) => r.sockets))) {
     const of = (name) => results.find((r) => r.sockets === n && r.target === name);
     const sc = of('signalcast');
+    const observed = of('signalcast:observed');
+    const single = of('bare-ws:single');
+    const ceiling = of('bare-ws');
+    // Operated (receipts and scrapes) against plain, each as a ratio to the ceiling of the same run.
+    for (const [name, run] of [
+      ['signalcast', sc],
+      ['signalcast:observed', observed],
+    ]) {
+      if (!run || !observed || !sc) continue;
+      const parts = [];
+      if (ceiling) {
+        parts.push(
+          `one-signal deliveries/s ${round(run.single_signal_deliveries_per_s_p50 / ceiling.single_signal_deliveries_per_s_p50, 2)}x`,
+        );
+        parts.push(`last-delivery p99 ${round(run.last_delivery_ms.p99 / ceiling.last_delivery_ms.p99, 2)}x`);
+        parts.push(`server CPU per delivery ${round(run.server_cpu_us_per_delivery / ceiling.server_cpu_us_per_delivery, 2)}x`);
+      }
+      if (single)
+        parts.push(`deliveries/s ${round(run.deliveries_per_s / single.single_signal_deliveries_per_s_p50, 2)}x of bare-ws:single`);
+      if (parts.length) lines.push(`N=${n} ${name} / the ceiling: ${parts.join(', ')}`);
+    }
     for (const base of ['bare-ws', 'socketio']) {
       const other = of(base);
       if (!sc || !other) continue;
@@ -758,7 +830,6 @@ function ratios(results) {
           `server CPU per delivery ${round(sc.server_cpu_us_per_delivery / other.server_cpu_us_per_delivery, 2)}x`,
       );
     }
-    const single = of('bare-ws:single');
     if (sc && single) {
       lines.push(
         `N=${n} signalcast deliveries/s / the ceiling's one signal at a time (bare-ws:single): ` +

@@ -23,6 +23,9 @@ function clientFrame(opcode, payload) {
   return frame;
 }
 
+/** A short text frame from a client (a delivery receipt). */
+export const clientText = (text) => clientFrame(OPCODE.text, Buffer.from(text));
+
 const SEQ_PLAIN = Buffer.from('"seq":');
 const SEQ_ESCAPED = Buffer.from('\\"seq\\":'); // inside a Socket.IO event's JSON string
 const TYPE = Buffer.from('type');
