@@ -170,7 +170,7 @@ describe('the live service: real server messages against their declared payloads
     const client = await WsClient.connect(t.app.wsUrl, { token: user.token });
     const { latest_seq: start } = client.messages[0];
 
-    const body = signalBody({ symbol: 'ethusdt', expires_at: '2026-11-22T10:00:00.000Z' });
+    const body = signalBody({ symbol: 'ethusdt', expires_at: '2099-11-22T10:00:00.000Z' });
     const created = await t.api.sync(t.provider.apiKey, body);
     expect(created.status).toBe(201);
     await client.next((m) => m.type === 'signal' && m.seq === created.body.seq);

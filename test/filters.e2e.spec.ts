@@ -44,7 +44,37 @@ describe('filters everywhere, premium included', () => {
     expect(legacy.body.data).toHaveLength(1);
   });
 
+  it('narrows by status, each version by its own, on the URL, by subscribe and on the listing', async () => {
+    const user = await t.api.user('free');
+    const closedOnly = await WsClient.connect(`${t.app.wsUrl}?statuses=closed`, { token: user.token });
+    const activeOnly = await WsClient.connect(t.app.wsUrl, { token: user.token });
+    const ack = await activeOnly.request({ type: 'subscribe', filters: { statuses: ['active'] } });
+    expect(ack).toMatchObject({ type: 'ack', subscribed: true, filters: { statuses: ['active'] } });
+
+    const after = (await t.api.sync(t.provider.apiKey, markerBody({ status: 'closed' }))).body.seq;
+    const open = await t.api.sync(t.provider.apiKey, signalBody());
+    const body = signalBody();
+    const created = await t.api.sync(t.provider.apiKey, body);
+    const closed = await t.api.sync(t.provider.apiKey, { ...body, status: 'closed' });
+    await flush(t.api, t.provider.apiKey, [activeOnly]);
+    await flush(t.api, t.provider.apiKey, [closedOnly], markerBody({ status: 'closed' }));
+    expect(activeOnly.seqs()).toEqual([open.body.seq, created.body.seq]);
+    expect(closedOnly.seqs()).toEqual([closed.body.seq]);
+
+    const listed = async (query: string) =>
+      (await t.api.request('GET', `/api/v1/signals?after_seq=${after}&symbols=BTCUSDT&${query}`, { token: user.token })).body.data.map(
+        (s: { seq: number }) => s.seq,
+      );
+    // The listing holds each signal's current version: the closed one is no longer active.
+    expect(await listed('status=active')).toEqual([open.body.seq]);
+    expect(await listed('statuses=closed')).toEqual([closed.body.seq]);
+    expect(await listed('statuses=active&status=closed')).toEqual([open.body.seq, closed.body.seq]);
+    await Promise.all([closedOnly.close(), activeOnly.close()]);
+  });
+
   it.each([
+    ['statuses=open', 'statuses.0'],
+    ['status=active,over', 'statuses.1'],
     ['premium=yes', 'premium'],
     ['premium=', 'premium'],
     ['sides=up', 'sides.0'],

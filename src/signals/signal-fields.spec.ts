@@ -1,7 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import { PINNED_WIRE_FORM, pinnedRow } from '../testing/pinned-signal.js';
+import { PINNED_SYNC_BODY, PINNED_WIRE_FORM, pinnedRow } from '../testing/pinned-signal.js';
 import { signalRow } from '../testing/signal-row.js';
-import { CONTENT_COLUMNS, eventOf, recordOf, SIGNAL_COLUMNS, viewOf } from './signal-fields.js';
+import { CONTENT_COLUMNS, contentOfView, eventOf, recordOf, SIGNAL_COLUMNS, viewOf } from './signal-fields.js';
+import { syncSignalSchema } from './signal.dto.js';
+import { contentOf } from './sync-plan.js';
 
 describe('the description of a signal', () => {
   it('reads a stored row into its wire form', () => {
@@ -54,6 +56,12 @@ describe('the description of a signal', () => {
       'issued_at',
       'expires_at',
     ]);
+  });
+
+  it('reads a stored version back into the content its sync wrote, its tier as stored', () => {
+    const row = pinnedRow();
+    expect(contentOfView(viewOf(recordOf(row)), 'pro')).toEqual(contentOf(syncSignalSchema.parse(PINNED_SYNC_BODY)));
+    expect(contentOfView(viewOf(recordOf({ ...row, minTier: 'elite' })), 'elite').min_tier).toBe('elite');
   });
 
   it('types a version as new or amended by its number', () => {

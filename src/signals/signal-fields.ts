@@ -109,6 +109,19 @@ export function viewOf(record: SignalRecord): SignalView {
   return view as SignalView;
 }
 
+/** Per content column, computed once: its key on the wire. */
+const CONTENT_WIRE = WIRE.filter(({ column }) => (CONTENT_COLUMNS as SignalColumn[]).includes(column));
+
+/**
+ * A stored version's content, from its wire form and its tier (the wire shows only whether a
+ * signal is premium, so the tier is taken as stored). What an expiry writes again, with its status.
+ */
+export function contentOfView(signal: SignalView, minTier: Tier): SignalContent {
+  const content: Record<string, unknown> = {};
+  for (const { column, key } of CONTENT_WIRE) content[column] = column === 'min_tier' ? minTier : signal[key as keyof SignalView];
+  return content as SignalContent;
+}
+
 /** Each column type's wire value, as a schema (the OpenAPI document's `Signal`). */
 const WIRE_SCHEMAS: { [T in keyof SqlValues]: z.ZodType<SqlValues[T]> } = {
   uuid: z.uuid(),

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { decimalInteger } from '../common/wire-schemas.js';
-import { SignalSide } from '../generated/prisma/enums.js';
+import { SignalSide, SignalStatus } from '../generated/prisma/enums.js';
 import { marketSchema, symbolSchema } from './signal.dto.js';
 import type { SignalView } from './signal.types.js';
 
@@ -16,6 +16,11 @@ export interface SignalFilter {
   minConfidence?: number;
   /** `true`: premium signals only; `false`: regular signals only. */
   premium?: boolean;
+  /**
+   * A version matches by its own status, wherever it is read (live, replay, listing): a socket that
+   * follows only `active` receives no version that takes a signal out of that set (docs/protocol.md).
+   */
+  statuses?: ReadonlySet<SignalStatus>;
 }
 
 const list = <T extends z.ZodType>(item: T) => z.array(item).min(1).max(100, 'at most 100 values');
@@ -29,6 +34,7 @@ export const signalFilterSchema = z
     sides: list(z.enum(SignalSide)).optional(),
     min_confidence: z.number().int().min(0).max(100).optional(),
     premium: z.boolean().optional(),
+    statuses: list(z.enum(SignalStatus)).optional(),
   })
   .transform((wire): SignalFilter => ({
     ...(wire.symbols && { symbols: new Set(wire.symbols) }),
@@ -37,14 +43,16 @@ export const signalFilterSchema = z
     ...(wire.sides && { sides: new Set(wire.sides) }),
     ...(wire.min_confidence !== undefined && { minConfidence: wire.min_confidence }),
     ...(wire.premium !== undefined && { premium: wire.premium }),
+    ...(wire.statuses && { statuses: new Set(wire.statuses) }),
   }));
 
-const QUERY_LISTS = ['symbols', 'markets', 'providers', 'sides'] as const;
+const QUERY_LISTS = ['symbols', 'markets', 'providers', 'sides', 'statuses'] as const;
 
 /**
  * The filter written as query parameters (the connection URL, the listing):
- * `?symbols=A,B&markets=..&providers=..&sides=..&min_confidence=N&premium=true|false`, validated
- * like `subscribe`. `error` names the parameter.
+ * `?symbols=A,B&markets=..&providers=..&sides=..&statuses=..&min_confidence=N&premium=true|false`,
+ * validated like `subscribe`; `status` is taken as another name for `statuses`. `error` names the
+ * parameter.
  */
 export function filterFromQuery(params: URLSearchParams): { filter?: SignalFilter; error?: { field: string; message: string } } {
   const wire: Record<string, unknown> = {};
@@ -52,6 +60,8 @@ export function filterFromQuery(params: URLSearchParams): { filter?: SignalFilte
     const value = params.get(name);
     if (value !== null) wire[name] = value.split(',').filter(Boolean);
   }
+  const status = params.get('status');
+  if (status !== null) wire.statuses = [...new Set([...((wire.statuses as string[]) ?? []), ...status.split(',').filter(Boolean)])];
   const minConfidence = params.get('min_confidence');
   if (minConfidence !== null) {
     const parsed = decimalInteger().safeParse(minConfidence);
@@ -78,7 +88,8 @@ export function matchesFilter(filter: SignalFilter | undefined, signal: SignalVi
     (!filter.providers || filter.providers.has(signal.provider)) &&
     (!filter.sides || filter.sides.has(signal.side)) &&
     (filter.minConfidence === undefined || signal.confidence >= filter.minConfidence) &&
-    (filter.premium === undefined || signal.premium === filter.premium)
+    (filter.premium === undefined || signal.premium === filter.premium) &&
+    (!filter.statuses || filter.statuses.has(signal.status))
   );
 }
 
@@ -92,5 +103,6 @@ export function filterToWire(filter: SignalFilter | undefined): Record<string, u
     ...(filter.sides && { sides: [...filter.sides] }),
     ...(filter.minConfidence !== undefined && { min_confidence: filter.minConfidence }),
     ...(filter.premium !== undefined && { premium: filter.premium }),
+    ...(filter.statuses && { statuses: [...filter.statuses] }),
   };
 }

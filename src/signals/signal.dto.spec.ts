@@ -51,6 +51,8 @@ describe('sync body validation', () => {
     [{ expires_at: '2026-11-21T08:00:00Z' }, 'expires_at'],
     [{ extra: 1 }, 'extra'],
     [{ status: 'open' }, 'status'],
+    // Only the service writes `expired`, when expires_at passes.
+    [{ status: 'expired' }, 'status'],
   ])('rejects %j naming %s', (change, field) => {
     expect(fieldsOf({ ...valid, ...change })).toContain(field);
   });

@@ -21,6 +21,9 @@ export const symbolSchema = z
   .regex(/^[A-Za-z0-9._\-/:]{1,32}$/, 'must be 1-32 characters of A-Z a-z 0-9 . _ - / :')
   .transform((value) => value.toUpperCase());
 
+/** The statuses a provider may sync: `expired` is written only by the service, when `expires_at` passes. */
+export const PROVIDER_STATUSES = ['active', 'closed', 'cancelled'] as const satisfies readonly SignalStatus[];
+
 export const marketSchema = z.string().regex(/^[a-z][a-z0-9_]{0,31}$/, 'must be a lowercase word such as crypto, stocks, forex');
 
 export const syncSignalSchema = z
@@ -36,7 +39,9 @@ export const syncSignalSchema = z
     timeframe: z.string().regex(/^[1-9]\d{0,3}(s|m|h|d|w|M)$/, 'must look like 1m, 15m, 4h, 1d, 1w'),
     note: storableText(z.string().max(2000)).nullable().default(null),
     premium: z.boolean().default(false),
-    status: z.enum(SignalStatus).default('active'),
+    status: z
+      .enum(PROVIDER_STATUSES, { error: 'must be active, closed or cancelled (expired is set by the service when expires_at passes)' })
+      .default('active'),
     issued_at: isoTimestamp,
     expires_at: isoTimestamp.nullable().default(null),
   })
@@ -68,6 +73,11 @@ export const listSignalsQuerySchema = (maxLimit: number) =>
     sides: z.string().optional().describe('comma-separated sides: buy, sell, long, short, close'),
     min_confidence: z.string().optional().describe('integer 0 to 100'),
     premium: z.string().optional().describe('true: premium signals only; false: regular signals only'),
+    statuses: z
+      .string()
+      .optional()
+      .describe('comma-separated statuses: active, closed, cancelled, expired (a version matches by its own status)'),
+    status: z.string().optional().describe('the same as statuses (either name; both given: either matches)'),
   });
 
 export type ListSignalsQuery = z.output<ReturnType<typeof listSignalsQuerySchema>>;

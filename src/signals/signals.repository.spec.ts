@@ -2,7 +2,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import type { DatabaseService } from '../database/database.service.js';
 import { Prisma } from '../generated/prisma/client.js';
 import { PINNED_SYNC_BODY, PINNED_WIRE_FORM, pinnedRow } from '../testing/pinned-signal.js';
-import { recordOf } from './signal-fields.js';
+import { recordOf, viewOf } from './signal-fields.js';
 import { syncSignalSchema } from './signal.dto.js';
 import { SignalsRepository } from './signals.repository.js';
 
@@ -10,15 +10,13 @@ import { SignalsRepository } from './signals.repository.js';
  * The writer's two statements against a double: the read answers that `pin-1` is stored at version 2
  * and the counter at 6; the write claims the counter. `statements` keeps what was sent.
  */
-function setup() {
+function setup(stored: { min_tier: string; payload: unknown } = { min_tier: 'free', payload: {} }) {
   const statements: Prisma.Sql[] = [];
   const $queryRaw = vi.fn(async (strings: TemplateStringsArray, ...values: unknown[]) => {
     const statement = Prisma.sql(strings, ...values);
     statements.push(statement);
     if (statements.length === 1) {
-      return [
-        { last_seq: 6n, id: 'id-7', provider_id: 'prov', external_id: 'pin-1', version: 2, min_tier: 'free', payload: {}, hashes: [] },
-      ];
+      return [{ last_seq: 6n, id: 'id-7', provider_id: 'prov', external_id: 'pin-1', version: 2, hashes: [], ...stored }];
     }
     return [{ claimed: 1 }];
   });
@@ -34,7 +32,7 @@ describe('SignalsRepository writer', () => {
 
   it('answers, broadcasts and stores a version as the row it stores reads back', async () => {
     const { repository, statements } = setup();
-    const [outcome] = await repository.writeGroup([{ providerId: 'prov', input: amended }]);
+    const [outcome] = await repository.writeGroup([{ kind: 'sync', providerId: 'prov', input: amended }]);
     expect(outcome).toMatchObject({ result: 'updated', minTier: 'pro' });
     expect(JSON.stringify(outcome!.signal)).toBe(PINNED_WIRE_FORM);
     const [signals, revisions] = statements[1]!.values
@@ -54,9 +52,31 @@ describe('SignalsRepository writer', () => {
     ]);
   });
 
+  it('writes an expiry as the stored version again with status expired, its tier as stored', async () => {
+    // Version 2 as stored: the pinned signal, active, for elite only (the wire shows only `premium`).
+    const current = { ...viewOf(recordOf(pinnedRow())), status: 'active', version: 2, seq: 6 };
+    const { repository, statements } = setup({ min_tier: 'elite', payload: current });
+    const [outcome] = await repository.writeGroup([{ kind: 'expire', providerId: 'prov', externalId: 'pin-1', version: 2 }]);
+    const expected = { ...current, status: 'expired', version: 3, seq: 7, received_at: '2026-11-21T09:00:01.000Z' };
+    expect(outcome).toEqual({ result: 'updated', minTier: 'elite', signal: expected });
+    const [signals, revisions] = statements[1]!.values
+      .filter((value): value is string => typeof value === 'string')
+      .map((json) => JSON.parse(json));
+    expect(signals).toEqual([{ ...recordOf(pinnedRow()), status: 'expired', min_tier: 'elite' }]);
+    expect(revisions).toMatchObject([{ signal_id: 'id-7', version: 3, seq: 7, min_tier: 'elite', payload: expected }]);
+  });
+
+  it('writes nothing for an expiry of a version that is no longer current', async () => {
+    const current = { ...viewOf(recordOf(pinnedRow())), status: 'active', version: 2, seq: 6 };
+    const { repository, statements } = setup({ min_tier: 'pro', payload: current });
+    const [outcome] = await repository.writeGroup([{ kind: 'expire', providerId: 'prov', externalId: 'pin-1', version: 1 }]);
+    expect(outcome).toEqual({ result: 'unchanged', minTier: 'pro', signal: current });
+    expect(statements).toHaveLength(1);
+  });
+
   it('declares every column to the write, and updates all but the identity', async () => {
     const { repository, statements } = setup();
-    await repository.writeGroup([{ providerId: 'prov', input: amended }]);
+    await repository.writeGroup([{ kind: 'sync', providerId: 'prov', input: amended }]);
     const sql = statements[1]!.sql.replace(/\s+/g, ' ');
     const columns =
       'id, seq, provider_id, external_id, symbol, market, side, entry, stop_loss, take_profits, confidence, timeframe, note, ' +

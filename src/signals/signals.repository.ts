@@ -3,10 +3,10 @@ import { Injectable } from '@nestjs/common';
 import { DatabaseService } from '../database/database.service.js';
 import { Prisma } from '../generated/prisma/client.js';
 import type { Tier } from '../generated/prisma/enums.js';
-import { eventOf, recordOf, SIGNAL_COLUMNS, viewOf, type SignalRecord } from './signal-fields.js';
+import { contentOfView, eventOf, recordOf, SIGNAL_COLUMNS, viewOf, type SignalRecord } from './signal-fields.js';
 import type { SignalFilter } from './signal-filter.js';
 import type { SignalEvent, SignalView, SyncResult } from './signal.types.js';
-import { planWrites, signalKey, type WriteRequest } from './sync-plan.js';
+import { externalIdOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
 
 export interface WriteOutcome {
   result: SyncResult;
@@ -17,12 +17,37 @@ export interface WriteOutcome {
 }
 
 /** A stored signal's current state, as the writer needs it. */
-interface CurrentSignal {
+interface CurrentSignal extends KnownSignal {
   id: string;
-  version: number;
-  hashes: ReadonlySet<string>;
   signal: SignalView;
   minTier: Tier;
+}
+
+/** An active signal whose `expires_at` has passed, as the expiry sweep read it. */
+export interface DueSignal {
+  providerId: string;
+  externalId: string;
+  version: number;
+  expiresAt: Date;
+}
+
+/**
+ * The sweep's lower bound (see `ExpiryService`): no stored signal whose current version has a seq
+ * at or below `seq` and an `expires_at` at or before `expiresAt` is active.
+ */
+export interface ExpiryFloor {
+  expiresAt: Date;
+  seq: number;
+}
+
+/** What one sweep read, in one snapshot. */
+export interface DueSignals {
+  /** The counter: every version up to it was visible to the read. */
+  lastSeq: number;
+  /** Due since the floor's time, by `expires_at` (at most the limit). */
+  byExpiry: DueSignal[];
+  /** Written since the floor's seq with an `expires_at` already at or before the floor's time, by seq (at most the limit). */
+  byChange: DueSignal[];
 }
 
 export interface SignalQuery {
@@ -42,6 +67,7 @@ function whereOf({ afterSeq, throughSeq, minTiers, filter }: SignalQuery): Prism
     ...(filter?.providers && { providerId: { in: [...filter.providers] } }),
     ...(filter?.sides && { side: { in: [...filter.sides] } }),
     ...(filter?.minConfidence !== undefined && { confidence: { gte: filter.minConfidence } }),
+    ...(filter?.statuses && { status: { in: [...filter.statuses] } }),
   };
 }
 
@@ -79,10 +105,14 @@ function planGroup(requests: readonly WriteRequest[], stored: ReadonlyMap<string
   const receivedAt = new Date().toISOString();
   let lastSeq = counter;
   for (const step of planWrites(requests, stored, counter)) {
-    const { providerId, input } = step.request;
-    const key = signalKey(providerId, input.external_id);
+    const { providerId } = step.request;
+    const externalId = externalIdOf(step.request);
+    const key = signalKey(providerId, externalId);
     if (step.kind === 'unchanged') {
-      outcomes.push({ result: 'unchanged', ...latest.get(key)! });
+      const current = latest.get(key);
+      // Only an expiry can name a signal that is not stored; the sweep read it, and signals are never deleted.
+      if (!current) throw new Error(`no stored signal ${externalId} of provider ${providerId} to expire`);
+      outcomes.push({ result: 'unchanged', signal: current.signal, minTier: current.minTier });
       continue;
     }
     const id = latest.get(key)?.id ?? randomUUID();
@@ -91,7 +121,7 @@ function planGroup(requests: readonly WriteRequest[], stored: ReadonlyMap<string
       id,
       seq: Number(step.seq),
       provider_id: providerId,
-      external_id: input.external_id,
+      external_id: externalId,
       ...step.content,
       version,
       received_at: receivedAt,
@@ -200,7 +230,7 @@ export class SignalsRepository {
       LEFT JOIN (
         SELECT s.id, s.provider_id, s.external_id, s.version, r.min_tier, r.payload,
                ARRAY(SELECT h.content_hash FROM signal_revisions h WHERE h.signal_id = s.id) AS hashes
-        FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map((r) => r.input.external_id)}::text[])
+        FROM unnest(${requests.map((r) => r.providerId)}::uuid[], ${requests.map(externalIdOf)}::text[])
           AS k(provider_id, external_id)
         CROSS JOIN LATERAL (
           SELECT id, provider_id, external_id, version FROM signals
@@ -216,6 +246,7 @@ export class SignalsRepository {
         id: row.id,
         version: row.version,
         hashes: new Set(row.hashes),
+        content: contentOfView(row.payload, row.min_tier),
         signal: row.payload,
         minTier: row.min_tier,
       });
@@ -246,6 +277,48 @@ export class SignalsRepository {
       select: { minTier: true, payload: true },
     });
     return rows.map((row) => eventOf(row.payload as unknown as SignalView, row.minTier));
+  }
+
+  /**
+   * Active signals whose `expires_at` is at or before `now`, in one statement (one snapshot, with
+   * the counter), by two index range scans that skip what earlier sweeps settled:
+   * - by `expires_at` in (floor, now], through the `expires_at` index; without the lower bound the scan
+   *   would walk every signal that ever expired (they keep their `expires_at`), at every sweep;
+   * - by seq after the floor's seq, through the seq index, for versions written since then whose
+   *   `expires_at` was already at or before the floor's time (a signal synced or amended with an
+   *   `expires_at` in the past).
+   * Each part returns at most `limit` rows.
+   */
+  async dueForExpiry(now: Date, floor: ExpiryFloor, limit: number): Promise<DueSignals> {
+    const rows = await this.database.prisma.$queryRaw<
+      ({ last_seq: bigint } & (
+        { part: 'expiry' | 'change'; provider_id: string; external_id: string; version: number; expires_at: Date } | { part: null }
+      ))[]
+    >`
+      SELECT c.value AS last_seq, d.*
+      FROM sequence_counters c
+      LEFT JOIN LATERAL (
+        (SELECT 'expiry' AS part, provider_id, external_id, version, expires_at FROM signals
+         WHERE expires_at > ${floor.expiresAt} AND expires_at <= ${now} AND status = 'active'
+         ORDER BY expires_at LIMIT ${limit})
+        UNION ALL
+        (SELECT 'change' AS part, provider_id, external_id, version, expires_at FROM signals
+         WHERE seq > ${BigInt(floor.seq)} AND expires_at <= ${floor.expiresAt} AND expires_at <= ${now} AND status = 'active'
+         ORDER BY seq LIMIT ${limit})
+      ) d ON true
+      WHERE c.name = 'signal'`;
+    const due: DueSignals = { lastSeq: Number(rows[0]!.last_seq), byExpiry: [], byChange: [] };
+    for (const row of rows) {
+      if (row.part === null) continue;
+      const signal = {
+        providerId: row.provider_id,
+        externalId: row.external_id,
+        version: row.version,
+        expiresAt: new Date(row.expires_at),
+      };
+      (row.part === 'expiry' ? due.byExpiry : due.byChange).push(signal);
+    }
+    return due;
   }
 
   async latestSeq(): Promise<number> {

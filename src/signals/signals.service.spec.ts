@@ -7,7 +7,7 @@ import { syncSignalSchema } from './signal.dto.js';
 import type { SignalEvent } from './signal.types.js';
 import type { SignalsRepository, WriteOutcome } from './signals.repository.js';
 import { SignalsService } from './signals.service.js';
-import type { WriteRequest } from './sync-plan.js';
+import { externalIdOf, type WriteRequest } from './sync-plan.js';
 
 const input = (externalId: string) =>
   syncSignalSchema.parse({
@@ -24,9 +24,9 @@ const input = (externalId: string) =>
 let seq = 0;
 const stored = (request: WriteRequest): Pick<WriteOutcome, 'signal' | 'minTier'> => ({
   signal: signalEvent(++seq, {
-    id: `id-${request.input.external_id}`,
+    id: `id-${externalIdOf(request)}`,
     providerId: request.providerId,
-    externalId: request.input.external_id,
+    externalId: externalIdOf(request),
   }).signal,
   minTier: 'free',
 });
@@ -40,7 +40,7 @@ function setup(writeGroup: (requests: readonly WriteRequest[]) => Promise<WriteO
   const bus = new InProcessBus();
   const published: SignalEvent[] = [];
   bus.onSignal((event) => published.push(event));
-  const groups = () => writes.mock.calls.map(([requests]) => requests.map((r) => r.input.external_id));
+  const groups = () => writes.mock.calls.map(([requests]) => requests.map(externalIdOf));
   return { writes, groups, published, service: new SignalsService(repository, bus) };
 }
 
@@ -85,7 +85,7 @@ describe('SignalsService (group commit)', () => {
 
   it('retries a failed group item by item, so one bad signal fails alone', async () => {
     const { groups, service, published } = setup(async (requests) => {
-      if (requests.some((r) => r.input.external_id === 'bad')) throw new Error('value too long for type');
+      if (requests.some((r) => externalIdOf(r) === 'bad')) throw new Error('value too long for type');
       return created(requests);
     });
     const results = await service.syncEach('p', [input('ok-1'), input('bad'), input('ok-2')]);
@@ -95,9 +95,32 @@ describe('SignalsService (group commit)', () => {
     expect(groups()).toEqual([['ok-1', 'bad', 'ok-2'], ['ok-1'], ['bad'], ['ok-2']]);
   });
 
+  it('writes expiries in the same queue and groups as syncs, publishing the stored ones like any update', async () => {
+    let release!: () => void;
+    const first = new Promise<void>((resolve) => (release = resolve));
+    const { writes, groups, service, published } = setup(async (requests) => {
+      if (writes.mock.calls.length === 1) await first;
+      return requests.map((r) => ({ result: externalIdOf(r) === 'stale' ? ('unchanged' as const) : ('updated' as const), ...stored(r) }));
+    });
+    const a = service.sync('p', input('a'));
+    await vi.waitFor(() => expect(writes).toHaveBeenCalledTimes(1));
+    const expiries = service.expire([
+      { providerId: 'p', externalId: 'due', version: 1 },
+      { providerId: 'p', externalId: 'stale', version: 4 },
+    ]);
+    const b = service.sync('p', input('b'));
+    release();
+    const [, settled] = await Promise.all([a, expiries, b]);
+    expect(groups()).toEqual([['a'], ['due', 'stale', 'b']]);
+    expect(writes.mock.calls[1]![0][0]).toEqual({ kind: 'expire', providerId: 'p', externalId: 'due', version: 1 });
+    expect(settled.map((r) => r.status === 'fulfilled' && r.value.result)).toEqual(['updated', 'unchanged']);
+    await vi.waitFor(() => expect(published.map((e) => e.signal.external_id)).toEqual(['a', 'due', 'b']));
+  });
+
   it('keeps writing after a call with nothing to write (a batch whose every item was invalid)', async () => {
     const { service } = setup(async (requests) => created(requests));
     await expect(service.syncEach('p', [])).resolves.toEqual([]);
+    await expect(service.expire([])).resolves.toEqual([]);
     await expect(service.sync('p', input('after'))).resolves.toMatchObject({ result: 'created' });
   });
 

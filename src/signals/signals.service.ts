@@ -10,7 +10,7 @@ import type { SignalFilter } from './signal-filter.js';
 import type { SyncSignalInput } from './signal.dto.js';
 import type { SignalEvent, SyncOutcome } from './signal.types.js';
 import { SignalsRepository, type WriteOutcome } from './signals.repository.js';
-import type { WriteRequest } from './sync-plan.js';
+import type { ExpiryRequest, WriteRequest } from './sync-plan.js';
 
 interface PendingWrite {
   request: WriteRequest;
@@ -60,13 +60,27 @@ export class SignalsService implements BeforeApplicationShutdown {
 
   /** Upserts signals of one provider, in order; each item settles on its own. */
   syncEach(providerId: string, inputs: SyncSignalInput[]): Promise<PromiseSettledResult<SyncOutcome>[]> {
-    const results = inputs.map(
-      (input) => new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request: { providerId, input }, resolve, reject })),
+    const results = this.submit(inputs.map((input) => ({ kind: 'sync', providerId, input })));
+    return Promise.allSettled(results.map((result) => result.then(({ result, signal }) => ({ result, signal }))));
+  }
+
+  /**
+   * Stores expiries (the sweep's), in the same queue and group commits as syncs: each takes the next
+   * seq and is published like an amendment, or writes nothing (`unchanged`) when the signal changed
+   * since the sweep read it. Each settles on its own.
+   */
+  expire(requests: Omit<ExpiryRequest, 'kind'>[]): Promise<PromiseSettledResult<WriteOutcome>[]> {
+    return Promise.allSettled(this.submit(requests.map((request) => ({ kind: 'expire', ...request }))));
+  }
+
+  private submit(requests: WriteRequest[]): Promise<WriteOutcome>[] {
+    const results = requests.map(
+      (request) => new Promise<WriteOutcome>((resolve, reject) => this.queue.push({ request, resolve, reject })),
     );
     // Only with something to write: a drain of an empty queue clears `writing` before it returns, and
     // `writing` would then hold its settled promise, so no later call would start a loop again.
     if (this.queue.length > 0) this.writing ??= this.drain();
-    return Promise.allSettled(results.map((result) => result.then(({ result, signal }) => ({ result, signal }))));
+    return results;
   }
 
   /** Upserts one signal. */

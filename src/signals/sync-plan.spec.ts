@@ -1,7 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { PINNED_SYNC_BODY } from '../testing/pinned-signal.js';
 import { syncSignalSchema } from './signal.dto.js';
-import { contentHash, contentOf, planWrites, signalKey, type KnownSignal, type WriteRequest } from './sync-plan.js';
+import {
+  contentHash,
+  contentOf,
+  planWrites,
+  signalKey,
+  type ExpiryRequest,
+  type KnownSignal,
+  type SyncRequest,
+} from './sync-plan.js';
 
 const input = (overrides: Record<string, unknown> = {}) =>
   syncSignalSchema.parse({
@@ -16,10 +24,25 @@ const input = (overrides: Record<string, unknown> = {}) =>
     issued_at: '2026-11-21T10:00:00Z',
     ...overrides,
   });
-const request = (overrides: Record<string, unknown> = {}, providerId = 'p1'): WriteRequest => ({ providerId, input: input(overrides) });
-const hashOf = (req: WriteRequest) => contentHash(contentOf(req.input));
-const storedAs = (req: WriteRequest, version = 1, earlier: WriteRequest[] = []): Map<string, KnownSignal> =>
-  new Map([[signalKey(req.providerId, req.input.external_id), { version, hashes: new Set([...earlier, req].map(hashOf)) }]]);
+const request = (overrides: Record<string, unknown> = {}, providerId = 'p1'): SyncRequest => ({
+  kind: 'sync',
+  providerId,
+  input: input(overrides),
+});
+const hashOf = (req: SyncRequest) => contentHash(contentOf(req.input));
+const storedAs = (req: SyncRequest, version = 1, earlier: SyncRequest[] = []): Map<string, KnownSignal> =>
+  new Map([
+    [
+      signalKey(req.providerId, req.input.external_id),
+      { version, hashes: new Set([...earlier, req].map(hashOf)), content: contentOf(req.input) },
+    ],
+  ]);
+const expiry = (version: number, externalId = 'a-1', providerId = 'p1'): ExpiryRequest => ({
+  kind: 'expire',
+  providerId,
+  externalId,
+  version,
+});
 
 describe('planWrites (the sync upsert rule)', () => {
   it('creates unknown signals with consecutive seqs after the last one', () => {
@@ -67,6 +90,50 @@ describe('planWrites (the sync upsert rule)', () => {
   it('maps premium to the pro tier and regular to free', () => {
     expect(contentOf(input({ premium: true })).min_tier).toBe('pro');
     expect(contentOf(input()).min_tier).toBe('free');
+  });
+});
+
+describe('planWrites (expiries: conditional on the version the sweep read)', () => {
+  it('stores the current content again with status expired, as the next version with the next seq', () => {
+    const original = request({ expires_at: '2026-11-21T11:00:00Z', premium: true });
+    const [step] = planWrites([expiry(2)], storedAs(original, 2), 30n);
+    expect(step).toMatchObject({ kind: 'update', version: 3, seq: 31n, content: { ...contentOf(original.input), status: 'expired' } });
+    expect(step!.kind === 'update' && step!.hash).toBe(contentHash({ ...contentOf(original.input), status: 'expired' }));
+  });
+
+  it('writes nothing when the signal has another version than the one read (amended, or expired by another instance)', () => {
+    for (const read of [1, 3])
+      expect(planWrites([expiry(read)], storedAs(request(), 2), 5n)).toEqual([{ kind: 'unchanged', request: expiry(read) }]);
+  });
+
+  it('writes nothing when the version read is no longer active', () => {
+    for (const status of ['closed', 'cancelled']) {
+      expect(planWrites([expiry(1)], storedAs(request({ status })), 5n)[0]!.kind).toBe('unchanged');
+    }
+  });
+
+  it('writes nothing for a signal that is not stored', () => {
+    expect(planWrites([expiry(1)], new Map(), 5n)[0]!.kind).toBe('unchanged');
+  });
+
+  it('expires once when two expiries of one version meet in a group, and yields to an amendment queued before it', () => {
+    const original = request();
+    const twice = planWrites([expiry(1), expiry(1)], storedAs(original), 0n);
+    expect(twice.map((s) => s.kind)).toEqual(['update', 'unchanged']);
+    const amendedFirst = planWrites([request({ expires_at: '2026-11-22T00:00:00Z' }), expiry(1)], storedAs(original), 0n);
+    expect(amendedFirst.map((s) => s.kind)).toEqual(['update', 'unchanged']);
+  });
+
+  it('lets a provider amend an expired signal, while a retry of an earlier body stays unchanged', () => {
+    const original = request();
+    const [expired] = planWrites([expiry(1)], storedAs(original), 0n);
+    if (expired!.kind !== 'update') throw new Error('expected an expiry');
+    const afterExpiry: Map<string, KnownSignal> = new Map([
+      [signalKey('p1', 'a-1'), { version: 2, hashes: new Set([hashOf(original), expired.hash]), content: expired.content }],
+    ]);
+    const steps = planWrites([request(), request({ expires_at: '2026-11-22T00:00:00Z' })], afterExpiry, 1n);
+    expect(steps.map((s) => s.kind)).toEqual(['unchanged', 'update']);
+    expect(steps[1]).toMatchObject({ version: 3, content: { status: 'active', expires_at: '2026-11-22T00:00:00.000Z' } });
   });
 });
 
