@@ -31,6 +31,12 @@ export interface SignalFilters {
   min_confidence?: number;
   /** `true`: premium signals only; `false`: regular signals only. */
   premium?: boolean;
+  /**
+   * Each version matches by its own status: with `['active']` the update that takes a signal out of
+   * the set (its `expired`, `closed` or `cancelled` version) is not delivered. To keep a set of active
+   * signals current, omit this and drop a signal whose latest version is not `active`.
+   */
+  statuses?: Signal['status'][];
 }
 
 export type ConnectionState = 'idle' | 'connecting' | 'replaying' | 'live' | 'disconnected' | 'polling' | 'failed' | 'closed';
