@@ -33,6 +33,8 @@ const ABANDONED_SOCKET_MS = 90_000;
 const REQUEST_TIMEOUT_MS = 10_000;
 /** A replay that sends nothing for this long (a lost or refused `resume`) is given up: reconnect. */
 const REPLAY_STALL_MS = 30_000;
+/** After a receipt, the next one waits this long (at most 4 a second, well inside the request rate limit). */
+const RECEIPT_WINDOW_MS = 250;
 
 const filterKey = (filters: SignalFilters) => JSON.stringify(filters, Object.keys(filters).sort());
 const isSeq = (value: unknown): value is number => Number.isSafeInteger(value) && (value as number) >= 0;
@@ -92,6 +94,11 @@ export class SignalcastClient {
   private failedOpens = 0;
   private tokenRefreshed = false;
   private abandonedAt = -Infinity;
+  /** Receipts: the highest seq that came over a WebSocket and was processed, and the last one acknowledged. */
+  private processed = -1;
+  private acked = -1;
+  /** The current socket's server does not know `received` (an older version): no receipts on it. */
+  private noReceipts = false;
   private polling = false;
   private pollRun = 0;
   private pollNow: (() => void) | undefined;
@@ -104,6 +111,8 @@ export class SignalcastClient {
   private idleTimer: Timer | undefined;
   private answerTimer: Timer | undefined;
   private pollTimer: Timer | undefined;
+  /** Set while a receipt's window is open: the window's end sends what was processed meanwhile. */
+  private receiptTimer: Timer | undefined;
   private unlisten: (() => void) | undefined;
 
   constructor(private readonly options: ClientOptions) {
@@ -227,7 +236,7 @@ export class SignalcastClient {
     this.ws = ws;
     this.wsFilters = this.filters;
     this.openedSince = since;
-    this.welcomed = this.reconnectAnnounced = false;
+    this.welcomed = this.reconnectAnnounced = this.noReceipts = false;
     this.connectTimer = setTimeout(() => this.lost(ws, 'no welcome in time'), this.options.connectTimeoutMs ?? 10_000);
     ws.onmessage = (event) => ws === this.ws && this.frame(ws, String(event.data));
     ws.onclose = (event) => ws === this.ws && this.closed(event.code, event.reason);
@@ -256,12 +265,17 @@ export class SignalcastClient {
         if (!isSeq(signal.seq) || typeof signal.id !== 'string' || !isSeq(signal.version))
           return this.malformed(`a ${message.type} without seq, id or version`);
         if (this.replayTimer) this.watchReplay(ws);
-        return this.deliver(signal as Signal);
+        this.deliver(signal as Signal);
+        // Handled now, or before (a duplicate): either way processed. A throwing handler counts too, as it does for lastSeq.
+        this.processed = Math.max(this.processed, signal.seq);
+        return this.receipt();
       }
       case 'replay_complete':
         this.settle(message.id, message);
         // The server's watermark also covers rows the filter skipped: the next resume starts past them.
         if (isSeq(message.last_seq)) this.lastSeq = Math.max(this.lastSeq ?? 0, message.last_seq);
+        // A receipt the previous socket still owed (its window was open when it closed).
+        this.receipt();
         return this.goLive();
       case 'resync_required':
         this.settle(message.id, message);
@@ -274,6 +288,8 @@ export class SignalcastClient {
         this.reconnectAnnounced = true;
         return;
       case 'error': {
+        // Every request but `received` carries an id: an id-less unknown_type answers a receipt.
+        if (message.code === 'unknown_type' && message.id === undefined) return void (this.noReceipts = true);
         const error = new SignalcastError(String(message.code), String(message.message));
         if (!this.settle(message.id, undefined, error)) this.emit('error', error);
         return;
@@ -294,7 +310,7 @@ export class SignalcastClient {
     this.welcome = fields;
     if (previousUser !== undefined && previousUser !== fields.user_id) {
       // Another user on this client (a new sign-in): what was shown belongs to the previous one.
-      this.versions.clear();
+      this.forget();
       const run = this.run;
       this.emit('reset', { reason: 'user_changed' });
       if (run !== this.run) return;
@@ -339,7 +355,7 @@ export class SignalcastClient {
     if (ws !== this.ws || !isSeq(latest) || latest >= since) return;
     const run = this.run;
     this.lastSeq = latest;
-    this.versions.clear();
+    this.forget();
     this.emit('reset', { reason: 'position_reset' });
     this.emit('error', new SignalcastError('position_reset', `since ${since} is past the service's latest seq ${latest}`));
     if (run !== this.run || ws !== this.ws) return;
@@ -377,6 +393,27 @@ export class SignalcastClient {
       if (this.versions.size > VERSIONS_KEPT) this.versions.delete(this.versions.keys().next().value as string);
     }
     if (this.lastSeq === undefined || signal.seq > this.lastSeq) this.lastSeq = signal.seq;
+  }
+
+  /** Seqs seen before (another user's, another database's) no longer say anything: versions and receipts start again. */
+  private forget(): void {
+    this.versions.clear();
+    this.processed = this.acked = -1;
+  }
+
+  /**
+   * The delivery receipt (`received`: "processed everything you sent me up to seq"): at once when
+   * no window is open, so that the server can time the delivery; during a burst, one at the end of
+   * each 250 ms window with the highest seq processed by then. Never a seq twice, never a lower one.
+   */
+  private receipt(): void {
+    if (this.receiptTimer || !this.welcomed || this.noReceipts || this.options.receipts === false) return;
+    if (this.processed <= this.acked || !this.send({ type: 'received', seq: this.processed })) return;
+    this.acked = this.processed;
+    this.receiptTimer = setTimeout(() => {
+      this.receiptTimer = undefined;
+      this.receipt();
+    }, RECEIPT_WINDOW_MS);
   }
 
   /** More was due than the server replays: read it over HTTP, then `resume` on the same (idle) socket. */
@@ -485,8 +522,8 @@ export class SignalcastClient {
   }
 
   private detach(ws: WebSocketLike | undefined): void {
-    for (const timer of [this.connectTimer, this.idleTimer, this.answerTimer, this.replayTimer]) clearTimeout(timer);
-    this.replayTimer = undefined;
+    for (const timer of [this.connectTimer, this.idleTimer, this.answerTimer, this.replayTimer, this.receiptTimer]) clearTimeout(timer);
+    this.replayTimer = this.receiptTimer = undefined;
     if (!ws) return;
     ws.onmessage = ws.onclose = null;
     if (ws === this.ws) {

@@ -125,6 +125,8 @@ export interface ClientOptions {
   connectTimeoutMs?: number;
   /** Silence before the client pings (default 25000), and the wait for any answer (default 10000). */
   liveness?: { idleMs?: number; timeoutMs?: number };
+  /** `false`: send no delivery receipts (`received`) over the socket (default true). */
+  receipts?: boolean;
 }
 
 export interface ClientEvents {
