@@ -51,7 +51,8 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     expect(after.delivery_latency_ms.elite.p50).toBeGreaterThanOrEqual(0);
     expect(after.delivery_latency_ms.elite.p99).toBeGreaterThanOrEqual(after.delivery_latency_ms.elite.p50);
     expect(after.slo.count).toBe(before.slo.count + 1);
-    expect(after.slo.within).toBeGreaterThan(0);
+    expect(after.slo.within).toBeGreaterThanOrEqual(0);
+    expect(after.slo.within).toBeLessThanOrEqual(1);
     // The same receipt again, or an older one, measures nothing more.
     socket.send({ type: 'received', seq: signal.seq });
     socket.send({ type: 'received', seq: signal.seq - 1 });
