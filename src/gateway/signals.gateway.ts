@@ -19,7 +19,7 @@ import { Connection } from './connection.js';
 import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
 import { filterOf, principalOf, sinceOf, UpgradeAuthenticator } from './upgrade-authenticator.js';
-import { WS_CLOSE } from './ws-close-codes.js';
+import { closeCodeLabel, WS_CLOSE } from './ws-close-codes.js';
 import { parseClientFrame, type ClientRequest } from './ws-messages.js';
 
 /** How long shutdown waits for sockets to finish their close handshake. */
@@ -127,7 +127,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 
   async handleConnection(socket: WebSocket, request: IncomingMessage): Promise<void> {
     this.opened.inc();
-    socket.once('close', (code: number) => this.closed.inc({ code }));
+    socket.once('close', (code: number) => this.closed.inc({ code: closeCodeLabel(code) }));
     const principal = principalOf(request);
     if (!principal) return void socket.close(WS_CLOSE.UNAUTHORIZED.code, WS_CLOSE.UNAUTHORIZED.reason);
     const bucket = TokenBucket.perSecond(this.ratePerSecond, this.rateBurst);

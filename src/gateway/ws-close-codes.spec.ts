@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WS_CLOSE, type WsCloseName } from './ws-close-codes.js';
+import { closeCodeLabel, WS_CLOSE, type WsCloseName } from './ws-close-codes.js';
 
 /**
  * What each close tells the client to do (docs/protocol.md, "Close codes"). Every name must be
@@ -30,4 +30,11 @@ describe('close codes', () => {
       expect(byRange(code)).toBe(CLIENT_SHOULD[name as WsCloseName]);
     },
   );
+
+  it('labels metrics with the codes the server sends and the standard ones, any other client code as other', () => {
+    for (const { code } of Object.values(WS_CLOSE)) expect(closeCodeLabel(code)).toBe(String(code));
+    expect(closeCodeLabel(1000)).toBe('1000');
+    expect(closeCodeLabel(1006)).toBe('1006');
+    expect(new Set([3000, 3999, 4001, 4998].map(closeCodeLabel))).toEqual(new Set(['other']));
+  });
 });

@@ -19,3 +19,12 @@ export const WS_CLOSE = {
 } as const;
 
 export type WsCloseName = keyof typeof WS_CLOSE;
+
+/** Codes a socket commonly closes with: the server's own and the standard ones a client sends. */
+const REPORTED_CODES = new Set<number>([1000, 1005, 1006, ...Object.values(WS_CLOSE).map(({ code }) => code)]);
+
+/**
+ * A close code as a metric label: a client may close with any code from 3000 to 4999, so those we
+ * neither send nor expect read `other` (each label value is a series the scraper keeps).
+ */
+export const closeCodeLabel = (code: number): string => (REPORTED_CODES.has(code) ? String(code) : 'other');
