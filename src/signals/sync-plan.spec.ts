@@ -1,15 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { PINNED_SYNC_BODY } from '../testing/pinned-signal.js';
 import { syncSignalSchema } from './signal.dto.js';
-import {
-  contentHash,
-  contentOf,
-  planWrites,
-  signalKey,
-  type ExpiryRequest,
-  type KnownSignal,
-  type SyncRequest,
-} from './sync-plan.js';
+import { contentHash, contentOf, planWrites, signalKey, type ExpiryRequest, type KnownSignal, type SyncRequest } from './sync-plan.js';
 
 const input = (overrides: Record<string, unknown> = {}) =>
   syncSignalSchema.parse({
