@@ -4,7 +4,8 @@ import path from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { launchBrowser, openPage, signIn } from './support/browser.js';
-import { Api, signalBody } from './support/clients.js';
+import { formatMs, type Stats } from '../web/src/stats.js';
+import { Api, signalBody, WsClient } from './support/clients.js';
 import { startHttpGate } from './support/http-gate.js';
 import { freePort, migrateOnce, REPO_ROOT, startService, stopAll, type ServiceProcess } from './support/processes.js';
 import { ADMIN, createTestDatabase, signToken, useTestApp, type TestDatabase } from './support/test-app.js';
@@ -380,4 +381,143 @@ describe('the web page across a server restart (separate processes on PostgreSQL
     await rows(view.page, after.external_id as string).waitFor();
     expect(pageErrors(view.problems)).toEqual([]);
   }, 90_000);
+});
+
+describe("the dashboard's delivery latency and SLO", () => {
+  async function dashboard() {
+    const view = await pageFor();
+    await signIn(view.page, ADMIN.email, ADMIN.password);
+    await view.page.getByRole('link', { name: 'Dashboard' }).click();
+    await view.page.getByTestId('latency').waitFor();
+    return view;
+  }
+  const served = async () => (await ctx.api.request<Stats>('GET', '/ws/stats', { token: await ctx.api.admin() })).body;
+
+  it("shows the latency of a real client's receipts for its tier, and the share within the SLO", async () => {
+    // A hand-written client (raw `ws`) that acknowledges every signal as soon as it arrives, as the
+    // protocol allows: {"type":"received","seq":N}. A basic user: the admin's own feed (elite) and the
+    // other tests' pages never add basic receipts while this test runs.
+    const user = await ctx.api.user('basic');
+    const client = await WsClient.connect(ctx.app.wsUrl, { token: user.token });
+    client.socket.on('message', (data) => {
+      const message = JSON.parse(String(data));
+      if (message.type === 'signal' || message.type === 'signal_update') client.send({ type: 'received', seq: message.seq });
+    });
+    try {
+      const view = await dashboard();
+      const sent = [signalBody({ symbol: 'RCPTUSD' }), signalBody({ symbol: 'RCPTUSD', side: 'short' }), signalBody({ symbol: 'RCPTUSD' })];
+      for (const signal of sent) {
+        expect((await ctx.api.sync(ctx.provider.apiKey, signal)).status).toBe(201);
+        await client.next((m) => m.external_id === signal.external_id);
+      }
+      // The server counts the receipts (this and what follows need the server's receipts and /ws/stats fields).
+      await expect
+        .poll(async () => (await served()).delivery_latency_ms?.basic?.count ?? 0, {
+          timeout: 10_000,
+          interval: 250,
+          message: 'GET /ws/stats counts the receipts of the basic user (delivery_latency_ms.basic.count)',
+        })
+        .toBeGreaterThanOrEqual(sent.length);
+
+      // The page shows the server's numbers for that tier once its next refresh (every 5 s) reads them.
+      const row = async () =>
+        Object.fromEntries(
+          await Promise.all(
+            (['p50', 'p99', 'count'] as const).map(async (field) => [
+              field,
+              await view.page.getByTestId(`latency-basic-${field}`).textContent(),
+            ]),
+          ),
+        );
+      await expect.poll(async () => Number((await row()).count), { timeout: 12_000, interval: 500 }).toBeGreaterThanOrEqual(sent.length);
+      const basic = (await served()).delivery_latency_ms!.basic!;
+      await expect
+        .poll(row, { timeout: 12_000, interval: 500 })
+        .toEqual({ p50: formatMs(basic.p50), p99: formatMs(basic.p99), count: String(basic.count) });
+      expect(basic.p50).toBeTypeOf('number');
+      expect((await row()).p99).toMatch(/^\d+(\.\d)? ms$/);
+
+      const slo = (await served()).slo!;
+      expect(slo.count).toBeGreaterThanOrEqual(sent.length);
+      expect(await view.page.getByTestId('slo').getAttribute('data-verdict')).toMatch(/^(met|missed)$/);
+      expect(await view.page.getByTestId('slo-within').textContent()).toMatch(/^\d{1,3}\.\d %$/);
+      expect(await view.page.getByTestId('slo').textContent()).toContain(`within ${slo.target_ms} ms`);
+      await view.page.getByTestId('latency').screenshot({ path: path.join(SHOTS, 'dashboard-latency.png') });
+      expect(view.problems).toEqual([]);
+    } finally {
+      await client.close();
+    }
+  });
+
+  it('reads "no receipts yet" without receipts, judges the share against a 99 % objective, and copes with a server that predates receipts', async () => {
+    // The real /ws/stats, with its latency fields replaced: each case the page must render, whatever
+    // the receipts of this run.
+    let shape: (stats: Stats) => Stats = (stats) => stats;
+    const view = await dashboard();
+    await view.page.route('**/ws/stats', async (route) => {
+      const response = await route.fetch();
+      await route.fulfill({ response, json: shape((await response.json()) as Stats) });
+    });
+    const show = async (next: typeof shape) => {
+      shape = next;
+      await view.page.goto('/admin'); // reads /ws/stats at once, rather than at the next 5 s refresh
+      await view.page.getByTestId('stat-connections').waitFor();
+    };
+    const text = (testId: string) => view.page.getByTestId(testId).textContent();
+    const none = { p50: null, p99: null, count: 0 };
+    const target = { target_ms: 500, window_seconds: 300 };
+
+    await show(({ delivery_latency_ms: _latency, slo: _slo, ...older }) => older);
+    await view.page.getByTestId('latency-unavailable').waitFor();
+    expect(await view.page.getByTestId('slo').count()).toBe(0);
+
+    await show((stats) => ({
+      ...stats,
+      delivery_latency_ms: { free: none, basic: none, pro: none, elite: none },
+      slo: { ...target, within: null, count: 0 },
+    }));
+    expect(await text('slo-verdict')).toBe('No receipts yet');
+    expect(await view.page.getByTestId('slo').getAttribute('data-verdict')).toBe('no-receipts');
+    expect(await text('latency-pro-p50')).toBe('—');
+    expect(await text('latency-pro-p99')).toBe('—');
+    expect(await text('latency-pro-count')).toBe('0');
+
+    // A tier the server leaves out reads as one without receipts.
+    await show((stats) => ({
+      ...stats,
+      delivery_latency_ms: { free: { p50: 4.26, p99: 480.4, count: 398 }, elite: { p50: 12.5, p99: 140, count: 2 } },
+      slo: { ...target, within: 0.9925, count: 400 },
+    }));
+    expect(await text('slo-verdict')).toBe('SLO met');
+    expect(await text('slo-within')).toBe('99.2 %');
+    expect(await text('slo')).toContain('objective 99 %, 400 receipts');
+    expect([await text('latency-free-p50'), await text('latency-free-p99'), await text('latency-free-count')]).toEqual([
+      '4.3 ms',
+      '480 ms',
+      '398',
+    ]);
+    expect(await text('latency-elite-p50')).toBe('13 ms');
+    expect([await text('latency-basic-p99'), await text('latency-basic-count')]).toEqual(['—', '0']);
+    expect(await view.page.locator('.over').count()).toBe(0);
+    await view.page.screenshot({ path: path.join(SHOTS, 'dashboard-latency-met.png'), fullPage: true });
+
+    // Just under the objective: rounded down, so it never reads as 99.0 %; a p99 over the target is marked.
+    await show((stats) => ({
+      ...stats,
+      delivery_latency_ms: { free: none, basic: none, pro: { p50: 80, p99: 612.5, count: 9999 }, elite: none },
+      slo: { ...target, within: 0.98996, count: 9999 },
+    }));
+    expect(await text('slo-verdict')).toBe('SLO missed');
+    expect(await text('slo-within')).toBe('98.9 %');
+    expect(await view.page.getByTestId('latency-pro-p99').getAttribute('class')).toBe('over');
+    expect(await text('latency-pro-p99')).toBe('613 ms');
+    await view.page.getByTestId('latency').screenshot({ path: path.join(SHOTS, 'dashboard-latency-missed.png') });
+
+    // At a phone's width the panel fits; only its table may scroll sideways.
+    await view.page.setViewportSize({ width: 390, height: 844 });
+    await show(shape);
+    expect(await view.page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth)).toBeLessThanOrEqual(0);
+    await view.page.getByTestId('latency').screenshot({ path: path.join(SHOTS, 'dashboard-latency-phone.png') });
+    expect(view.problems).toEqual([]);
+  });
 });

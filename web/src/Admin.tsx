@@ -2,26 +2,8 @@ import { useEffect, useRef, useState, type FormEvent } from 'react';
 import uPlot from 'uplot';
 import 'uplot/dist/uPlot.min.css';
 import { api, ApiError, type Session } from './session.js';
+import { formatMs, formatShare, SLO_OBJECTIVE, sloVerdict, TIERS, tierLatency, windowLabel, type Stats } from './stats.js';
 
-interface Instance {
-  instance_id: string;
-  total_connections: number;
-  delivered_seq: number;
-  write_conflicts: number;
-  gaps_refilled: number;
-  messages_delivered: number;
-}
-interface Stats {
-  total_connections: number;
-  active_users: number;
-  users_by_tier: Record<string, number>;
-  signals_broadcast: number;
-  messages_delivered: number;
-  slow_consumers_disconnected: number;
-  bus: string;
-  uptime_seconds: number;
-  instances: Instance[];
-}
 interface User {
   id: string;
   email: string;
@@ -35,7 +17,6 @@ interface ApiKey {
   revoked_at: string | null;
 }
 
-const TIERS = ['free', 'basic', 'pro', 'elite'];
 const REFRESH_MS = 5_000;
 
 /** The operator's view: the cluster's `/ws/stats` every 5 s while the tab is visible, and the users. */
@@ -112,6 +93,7 @@ function StatsPanel({ session }: { session: Session }) {
             <Card label="Slow consumers cut" value={stats.slow_consumers_disconnected} testId="stat-slow" />
             <Card label="Bus" value={stats.bus} testId="stat-bus" />
           </dl>
+          <LatencyPanel stats={stats} />
           <Chart series={series.current} version={series.current.at.length} />
           <div className="table-wrap">
             <table>
@@ -150,6 +132,104 @@ function Card({ label, value, testId }: { label: string; value: number | string;
       <dt>{label}</dt>
       <dd data-testid={testId}>{value}</dd>
     </div>
+  );
+}
+
+const VERDICTS = {
+  met: { badge: 'ok', text: 'SLO met' },
+  missed: { badge: 'bad', text: 'SLO missed' },
+  'no-receipts': { badge: 'wait', text: 'No receipts yet' },
+} as const;
+
+/**
+ * Delivery latency per tier and the SLO, over the server's window, from client receipts. A
+ * receipt's latency is its arrival minus the signal's commit: an upper bound that includes half a
+ * round trip. Hidden behind one line when the server predates receipts.
+ */
+function LatencyPanel({ stats }: { stats: Stats }) {
+  const slo = stats.slo;
+  return (
+    <section className="latency" aria-labelledby="latency-title" data-testid="latency">
+      <h2 id="latency-title">Delivery latency ({windowLabel(slo?.window_seconds ?? 300)})</h2>
+      {!slo || !stats.delivery_latency_ms ? (
+        <p className="muted" data-testid="latency-unavailable">
+          This server does not report delivery latency: it predates delivery receipts.
+        </p>
+      ) : (
+        <>
+          <SloLine slo={slo} />
+          <div className="table-wrap">
+            <table>
+              <caption>From commit to the client&apos;s receipt, per tier (an upper bound: it includes half a round trip)</caption>
+              <thead>
+                <tr>
+                  <th scope="col">Tier</th>
+                  <th scope="col" className="num">
+                    p50
+                  </th>
+                  <th scope="col" className="num">
+                    p99
+                  </th>
+                  <th scope="col" className="num">
+                    Receipts
+                  </th>
+                </tr>
+              </thead>
+              <tbody>
+                {TIERS.map((tier) => {
+                  const latency = tierLatency(stats, tier);
+                  const over = latency.p99 !== null && latency.p99 > slo.target_ms;
+                  return (
+                    <tr key={tier} data-tier={tier}>
+                      <th scope="row">{tier}</th>
+                      <td className="num" data-testid={`latency-${tier}-p50`}>
+                        {formatMs(latency.p50)}
+                      </td>
+                      <td className="num">
+                        <span data-testid={`latency-${tier}-p99`} className={over ? 'over' : undefined}>
+                          {formatMs(latency.p99)}
+                        </span>
+                        {over && <span className="visually-hidden"> (over the {slo.target_ms} ms target)</span>}
+                      </td>
+                      <td className="num" data-testid={`latency-${tier}-count`}>
+                        {latency.count}
+                      </td>
+                    </tr>
+                  );
+                })}
+              </tbody>
+            </table>
+          </div>
+        </>
+      )}
+    </section>
+  );
+}
+
+/** "SLO met: 99.2 % within 500 ms", against the page's objective (SLO_OBJECTIVE). */
+function SloLine({ slo }: { slo: NonNullable<Stats['slo']> }) {
+  const verdict = sloVerdict(slo);
+  const objective = `objective ${SLO_OBJECTIVE * 100} %`;
+  return (
+    <p className="slo" data-testid="slo" data-verdict={verdict}>
+      <span className={`badge ${VERDICTS[verdict].badge}`} data-testid="slo-verdict">
+        {VERDICTS[verdict].text}
+      </span>
+      {verdict === 'no-receipts' || slo.within === null ? (
+        <span className="muted">
+          {objective} within {slo.target_ms} ms
+        </span>
+      ) : (
+        <>
+          <span>
+            <strong data-testid="slo-within">{formatShare(slo.within)}</strong> within {slo.target_ms} ms
+          </span>
+          <span className="muted">
+            {objective}, {slo.count} {slo.count === 1 ? 'receipt' : 'receipts'}
+          </span>
+        </>
+      )}
+    </p>
   );
 }
 
