@@ -1,4 +1,5 @@
 import { Logger } from '@nestjs/common';
+import { Metrics } from '../metrics/metrics.js';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { AppError } from '../common/app-error.js';
 import type { AppConfig } from '../config/app-config.js';
@@ -55,7 +56,7 @@ function setup(dueForExpiry: SignalsRepository['dueForExpiry'], expire: SignalsS
   const repository = strictMock<SignalsRepository>({ dueForExpiry });
   const signals = strictMock<SignalsService>({ expire });
   const config = strictMock<AppConfig>({ get: ((key: string) => CONFIG[key]) as AppConfig['get'] });
-  return { repository, signals, service: new ExpiryService(repository, signals, config) };
+  return { repository, signals, service: new ExpiryService(repository, signals, config, new Metrics()) };
 }
 
 describe('ExpiryService', () => {

@@ -1,4 +1,5 @@
 import { Injectable, Logger, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../common/app-error.js';
 import { throttled } from '../common/log-throttle.js';
 import { AppConfig } from '../config/app-config.js';
@@ -66,7 +67,13 @@ export class ExpiryService implements OnApplicationBootstrap, OnModuleDestroy {
     private readonly repository: SignalsRepository,
     private readonly signals: SignalsService,
     config: AppConfig,
+    metrics: Metrics,
   ) {
+    metrics.total(
+      'signalcast_signals_expired_total',
+      'Signals this instance stored as expired (one per expiry across the cluster)',
+      () => this.expiredCount,
+    );
     this.intervalMs = config.get('SIGNAL_EXPIRY_INTERVAL_MS');
     this.limit = config.get('SIGNAL_EXPIRY_BATCH');
   }

@@ -11,6 +11,11 @@ export interface SignalEvent {
   /** The lowest tier allowed to see it. */
   minTier: Tier;
   signal: SignalView;
+  /**
+   * When the version was committed (epoch ms, the writing instance's clock): the start of its
+   * fan-out and delivery latency. Absent on versions read back from the database (a gap refill).
+   */
+  committedAt?: number;
 }
 
 export type SyncResult = 'created' | 'updated' | 'unchanged';

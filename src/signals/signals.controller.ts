@@ -1,4 +1,4 @@
-import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards } from '@nestjs/common';
+import { Body, Controller, Get, HttpCode, Post, Query, Res, UseGuards, UseInterceptors } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { ApiKeyGuard, CurrentPrincipal, JwtAuthGuard } from '../auth/auth.guards.js';
@@ -25,6 +25,7 @@ import {
 import { filterFromQuery } from './signal-filter.js';
 import type { SyncOutcome } from './signal.types.js';
 import { SignalsService } from './signals.service.js';
+import { SyncMetricsInterceptor } from './sync-metrics.interceptor.js';
 
 /** The document shows the limits at their defaults; a deployment may configure others. */
 const SYNC_BATCH_MAX_ITEMS_DEFAULT = envSchema.shape.SYNC_BATCH_MAX_ITEMS.parse(undefined);
@@ -60,6 +61,7 @@ export class SignalsController {
   }
 
   @Post('external-signals/sync/signal')
+  @UseInterceptors(SyncMetricsInterceptor)
   @UseGuards(ApiKeyGuard)
   @ApiSecurity('api-key')
   @ApiOperation({
@@ -80,6 +82,7 @@ export class SignalsController {
   }
 
   @Post('external-signals/sync/signals')
+  @UseInterceptors(SyncMetricsInterceptor)
   @HttpCode(200)
   @UseGuards(ApiKeyGuard)
   @ApiSecurity('api-key')

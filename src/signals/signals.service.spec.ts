@@ -1,4 +1,5 @@
 import { describe, expect, it, vi } from 'vitest';
+import { Metrics } from '../metrics/metrics.js';
 import { InProcessBus } from '../bus/in-process.bus.js';
 import { AppError } from '../common/app-error.js';
 import { signalEvent } from '../testing/signal-event.js';
@@ -41,7 +42,7 @@ function setup(writeGroup: (requests: readonly WriteRequest[]) => Promise<WriteO
   const published: SignalEvent[] = [];
   bus.onSignal((event) => published.push(event));
   const groups = () => writes.mock.calls.map(([requests]) => requests.map(externalIdOf));
-  return { writes, groups, published, service: new SignalsService(repository, bus) };
+  return { writes, groups, published, service: new SignalsService(repository, bus, new Metrics()) };
 }
 
 describe('SignalsService (group commit)', () => {

@@ -1,6 +1,8 @@
 import { setImmediate } from 'node:timers/promises';
 import { Injectable, Logger, type BeforeApplicationShutdown } from '@nestjs/common';
+import type { Histogram } from 'prom-client';
 import { MessageBus } from '../bus/bus.types.js';
+import { Metrics } from '../metrics/metrics.js';
 import { AppError } from '../common/app-error.js';
 import { isDatabaseUnavailable } from '../database/database-errors.js';
 import type { Tier } from '../generated/prisma/enums.js';
@@ -20,6 +22,7 @@ interface PendingWrite {
 
 /** Upper bound of signals one group commit takes. */
 const GROUP_COMMIT_MAX = 500;
+const GROUP_SIZE_BUCKETS = [1, 2, 5, 10, 20, 50, 100, 200, GROUP_COMMIT_MAX];
 
 /**
  * Stores signals, then publishes them. Sync calls queue up and one loop writes them in group
@@ -38,10 +41,24 @@ export class SignalsService implements BeforeApplicationShutdown {
   /** Settles once the last committed group has been published: groups publish in commit order. */
   private published: Promise<void> = Promise.resolve();
 
+  private readonly groupSize: Histogram;
+
   constructor(
     private readonly repository: SignalsRepository,
     private readonly bus: MessageBus,
-  ) {}
+    metrics: Metrics,
+  ) {
+    this.groupSize = metrics.histogram(
+      'signalcast_write_group_size',
+      'Signals written per group commit (syncs and expiries)',
+      GROUP_SIZE_BUCKETS,
+    );
+    metrics.total(
+      'signalcast_write_conflicts_total',
+      'Write groups read and planned again because another instance wrote first',
+      () => this.writeConflicts,
+    );
+  }
 
   /** Sync groups read and planned again because another writer committed first. */
   get writeConflicts(): number {
@@ -117,6 +134,7 @@ export class SignalsService implements BeforeApplicationShutdown {
 
   /** Commits one group, or item by item when it fails. */
   private async write(group: PendingWrite[]): Promise<void> {
+    this.groupSize.observe(group.length);
     let outcomes: WriteOutcome[];
     try {
       outcomes = await this.repository.writeGroup(group.map((pending) => pending.request));
@@ -146,19 +164,20 @@ export class SignalsService implements BeforeApplicationShutdown {
    * first), publishes it, after the group before it.
    */
   private answerAndPublish(group: PendingWrite[], outcomes: WriteOutcome[]): Promise<void> {
+    const committedAt = Date.now();
     group.forEach((pending, i) => pending.resolve(outcomes[i]!));
-    this.published = this.published.then(() => setImmediate()).then(() => this.publish(outcomes));
+    this.published = this.published.then(() => setImmediate()).then(() => this.publish(outcomes, committedAt));
     return this.published;
   }
 
   /** Publishes a group's stored signals; a failed publish is logged (the fan-out's catch-up covers it). */
-  private async publish(outcomes: WriteOutcome[]): Promise<void> {
+  private async publish(outcomes: WriteOutcome[], committedAt: number): Promise<void> {
     // Published back to back (each call hands its event on synchronously, in call order), so this
     // instance's fan-out sees the whole group queued and can coalesce each socket's frames.
     const publishing = outcomes
       .filter(({ result }) => result !== 'unchanged')
       .map(({ signal, minTier }) => {
-        const event = eventOf(signal, minTier);
+        const event: SignalEvent = { ...eventOf(signal, minTier), committedAt };
         return this.bus.publishSignal(event).catch((error: Error) => {
           this.logger.error(`Publishing seq ${event.seq} failed: ${error.message}`);
         });
