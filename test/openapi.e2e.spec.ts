@@ -165,7 +165,7 @@ describe('every declared answer, caused through real HTTP and held to its schema
 
     // Sync, one and many.
     const signal = signalBody();
-    await api.sync(provider.apiKey, signal);
+    const stored = await api.sync(provider.apiKey, signal);
     await api.sync(provider.apiKey, signal);
     await api.sync(provider.apiKey, { ...signal, confidence: 12 });
     await api.sync(provider.apiKey, { ...signal, entry: 'cheap' });
@@ -212,6 +212,11 @@ describe('every declared answer, caused through real HTTP and held to its schema
     await api.request('GET', `/api/v1/admin/users/${provider.id}/api-keys`, { token: admin });
     await api.request('GET', `/api/v1/admin/users/${unknownId}/api-keys`, { token: admin });
     await api.request('GET', '/api/v1/admin/users/1/api-keys', { token: admin });
+    const receipts = (userId: string, query: string) =>
+      api.request('GET', `/api/v1/admin/users/${userId}/receipts${query}`, { token: admin });
+    await receipts(created.body.id, `?signal=${stored.body.signal.id}`);
+    await receipts(created.body.id, `?signal=${unknownId}`);
+    await receipts(created.body.id, '?signal=1');
     await api.request('DELETE', `/api/v1/admin/api-keys/${key.body.id}`, { token: admin });
     await api.request('DELETE', `/api/v1/admin/api-keys/${key.body.id}`, { token: admin });
     await api.request('DELETE', '/api/v1/admin/api-keys/1', { token: admin });

@@ -108,6 +108,50 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     await socket.close();
   });
 
+  it('does not count a signal sent while the user was away as acknowledged by a later fresh connection', async () => {
+    const user = await api.user('pro');
+    const first = await WsClient.connect(app.wsUrl, { token: user.token });
+    const before = await api.sync(provider.apiKey, signalBody());
+    first.send({ type: 'received', seq: (await first.next((m) => m.type === 'signal' && m.seq === before.body.seq)).seq });
+    await first.close();
+    const missed = await api.sync(provider.apiKey, signalBody());
+    // A fresh connection (no ?since=): it starts past the missed signal, which it is never sent.
+    const fresh = await WsClient.connect(app.wsUrl, { token: user.token });
+    const after = await api.sync(provider.apiKey, signalBody());
+    fresh.send({ type: 'received', seq: (await fresh.next((m) => m.type === 'signal' && m.seq === after.body.seq)).seq });
+    await eventually(async () => ((await dispute(user.id, after.body.signal.id)).body.acknowledged ? true : undefined));
+    expect((await dispute(user.id, missed.body.signal.id)).body).toMatchObject({ entitled: true, acknowledged: false });
+    const answer = (await dispute(user.id, after.body.signal.id)).body;
+    expect(answer.receipt).toMatchObject({ from_seq: missed.body.seq, seq: after.body.seq });
+    await fresh.close();
+  });
+
+  it('joins the receipts of a resumed connection to the ones before it', async () => {
+    const user = await api.user('pro');
+    const first = await WsClient.connect(app.wsUrl, { token: user.token });
+    const before = await api.sync(provider.apiKey, signalBody());
+    const seen = await first.next((m) => m.type === 'signal' && m.seq === before.body.seq);
+    first.send({ type: 'received', seq: seen.seq });
+    await eventually(async () => ((await dispute(user.id, before.body.signal.id)).body.acknowledged ? true : undefined));
+    await first.close();
+    const whileAway = await api.sync(provider.apiKey, signalBody());
+    const resumed = await WsClient.connect(app.wsUrl, { token: user.token, since: seen.seq });
+    const replayed = await resumed.next((m) => m.type === 'signal' && m.seq === whileAway.body.seq);
+    resumed.send({ type: 'received', seq: replayed.seq });
+    await eventually(async () => ((await dispute(user.id, whileAway.body.signal.id)).body.acknowledged ? true : undefined));
+    expect((await dispute(user.id, before.body.signal.id)).body.acknowledged).toBe(true);
+    await resumed.close();
+  });
+
+  it('refuses a receipt past what the service delivered, even after a resume from a position in the future', async () => {
+    const user = await api.user('pro');
+    const socket = await WsClient.connect(app.wsUrl, { token: user.token, since: 9_000_000_000_000 });
+    await socket.next((m) => m.type === 'replay_complete');
+    socket.send({ type: 'received', seq: 9_000_000_000_000, id: 'future' });
+    expect(await socket.next((m) => m.type === 'error' && m.id === 'future')).toMatchObject({ code: 'invalid_request', field: 'seq' });
+    await socket.close();
+  });
+
   it('answers each version of an amended signal, and a user created after it as not entitled', async () => {
     const body = signalBody();
     const first = await api.sync(provider.apiKey, body);

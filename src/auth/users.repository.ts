@@ -64,18 +64,23 @@ export class UsersRepository {
 
   /**
    * Returns `null` when there is no such user. A tier change is written to the tier history in the
-   * same transaction, with the tier it replaced (read under the row's lock, so concurrent changes
-   * each record what they really replaced) and who made it.
+   * same transaction, with the tier it replaced and who made it, and where it falls among signals:
+   * the signal counter is locked first (as every signal write does), so each signal is stored either
+   * before the change (seq at or below `atSeq`) or after it commits. The user's row is locked next,
+   * without blocking signal writes that reference it (a provider's own tier may change too).
    */
   async update(id: string, data: { tier?: Tier; role?: Role }, changedBy?: string): Promise<User | null> {
     return this.database.prisma.$transaction(async (tx) => {
-      const [before] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${id}::uuid FOR UPDATE`;
+      const changesTier = data.tier !== undefined;
+      const [counter] = changesTier
+        ? await tx.$queryRaw<{ value: bigint }[]>`SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`
+        : [];
+      const [before] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${id}::uuid FOR NO KEY UPDATE`;
       if (!before) return null;
       const user = await tx.user.update({ where: { id }, data });
       if (data.tier !== undefined && data.tier !== before.tier) {
-        // The service's clock, as signals' `received_at` is: a dispute compares the two.
         await tx.tierChange.create({
-          data: { userId: id, changedBy: changedBy ?? null, fromTier: before.tier, toTier: data.tier, changedAt: new Date() },
+          data: { userId: id, changedBy: changedBy ?? null, fromTier: before.tier, toTier: data.tier, atSeq: counter?.value ?? 0n },
         });
       }
       return user;
@@ -84,6 +89,6 @@ export class UsersRepository {
 
   /** The user's tier changes, oldest first. */
   tierHistory(userId: string): Promise<TierChange[]> {
-    return this.database.prisma.tierChange.findMany({ where: { userId }, orderBy: [{ changedAt: 'asc' }, { id: 'asc' }] });
+    return this.database.prisma.tierChange.findMany({ where: { userId }, orderBy: { id: 'asc' } });
   }
 }

@@ -35,8 +35,10 @@ export class Connection {
   lastSeq = 0;
   /** The newest signal written to this socket live (not replayed): the one a receipt's latency is measured on. */
   sentSeq = 0;
-  /** The highest seq this socket acknowledged (`received`). */
+  /** The highest seq this socket acknowledged (`received`), or where its receipts start to cover. */
   receivedSeq = 0;
+  /** Receipts on this socket cover its signals after this seq: where it started (see `SignalsGateway.coverFrom`). */
+  coveredFrom = 0;
   /** Cleared at each heartbeat ping, set by the pong. */
   alive = true;
   /** Refused requests in a row. */

@@ -43,6 +43,9 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
   private readonly opened: Counter;
   private readonly closed: Counter<'code'>;
   private readonly rateLimited: Counter<'scope'>;
+  /** Receipts of users whose tier is not cached, looked up together at the end of the turn. */
+  private readonly awaitingTier = new Map<string, PendingReceipt[]>();
+  private tierCounts?: Promise<TierCounts>;
 
   constructor(
     private readonly registry: ConnectionRegistry,
@@ -79,19 +82,35 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     metrics.gauge('signalcast_users', 'Users with a socket on this instance, by tier', async () => (await this.byTier()).users, ['tier']);
   }
 
-  /** This instance's sockets and users by tier (cached tiers, the rest loaded in one query). */
-  private async byTier(): Promise<{ sockets: [{ tier: Tier }, number][]; users: [{ tier: Tier }, number][] }> {
+  /**
+   * This instance's sockets and users by tier, for the two gauges of one scrape (computed once).
+   * From the cached tiers, the rest looked up in one query that may take at most a second: a scrape
+   * must answer while the database does not (users whose tier is unknown then are left out).
+   */
+  private byTier(): Promise<TierCounts> {
+    // Both gauges are collected in the same pass of a scrape: the second finds the first's count running.
+    this.tierCounts ??= this.countByTier().finally(() => (this.tierCounts = undefined));
+    return this.tierCounts;
+  }
+
+  private async countByTier(): Promise<TierCounts> {
     const socketsOf = new Map<string, number>();
     for (const { userId } of this.registry.all()) socketsOf.set(userId, (socketsOf.get(userId) ?? 0) + 1);
-    // With the database unreachable, what is cached still counts (a user whose tier is not is left out).
-    const tiers = await this.tiers.getMany(socketsOf.keys()).catch(() => {
-      const cached = new Map<string, Tier>();
-      for (const userId of socketsOf.keys()) {
-        const tier = this.tiers.peek(userId);
-        if (tier) cached.set(userId, tier);
-      }
-      return cached;
-    });
+    const tiers = new Map<string, Tier>();
+    for (const userId of socketsOf.keys()) {
+      const tier = this.tiers.peek(userId);
+      if (tier) tiers.set(userId, tier);
+    }
+    const uncached = [...socketsOf.keys()].filter((userId) => !tiers.has(userId));
+    if (uncached.length > 0) {
+      let timer: NodeJS.Timeout | undefined;
+      const loaded = await Promise.race([
+        this.tiers.getMany(uncached).catch(() => new Map<string, Tier>()),
+        new Promise<Map<string, Tier>>((resolve) => (timer = setTimeout(() => resolve(new Map()), 1_000))),
+      ]);
+      clearTimeout(timer);
+      for (const [userId, tier] of loaded) tiers.set(userId, tier);
+    }
     const sockets = new Map<Tier, number>(TIERS.map((tier) => [tier, 0]));
     const users = new Map<Tier, number>(TIERS.map((tier) => [tier, 0]));
     for (const [userId, count] of socketsOf) {
@@ -173,11 +192,13 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     // Registration and welcome happen together: every signal with a seq above `latest_seq`
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);
+    const welcomeSeq = this.fanout.deliveredSeq;
+    this.coverFrom(connection, since ?? welcomeSeq, since !== undefined);
     connection.notify('welcome', {
       user_id: principal.userId,
       tier,
       server_time: new Date().toISOString(),
-      latest_seq: this.fanout.deliveredSeq,
+      latest_seq: welcomeSeq,
       token_expires_at: expiryOf(principal),
     });
     this.scheduleTokenExpiry(connection);
@@ -232,7 +253,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
       return connection.notify('error', { code: 'invalid_request', message: 'Wait for the welcome message', ...withId });
     }
     // Receipts are welcome during a replay too: a client acknowledges replayed signals as it goes.
-    if (request.type === 'received') return this.received(connection, request.seq, withId);
+    if (request.type === 'received') return this.received(connection, request.seq, request.held_ms ?? 0, withId);
     if (connection.phase === 'replaying') {
       return connection.notify('error', { code: 'replay_in_progress', message: 'Wait for replay_complete', ...withId });
     }
@@ -245,36 +266,69 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
         connection.phase = 'idle';
         return connection.notify('ack', { ...withId, subscribed: false });
       case 'resume':
+        this.coverFrom(connection, request.since, true);
         return this.replay.resume(connection, request.since, request.id);
     }
   }
 
   /**
-   * `received`: the client processed everything sent up to `seq`. A receipt for the newest live signal
-   * this socket was sent measures its delivery latency (commit to receipt: an upper bound, the
-   * receipt's way back included); older or repeated receipts move nothing.
+   * `received`: the client processed everything sent on this socket up to `seq`. It covers the
+   * socket's signals from where it started (`coveredFrom`) to `seq`. A receipt for the newest live
+   * signal this socket was sent measures its delivery latency: commit to receipt, less the time
+   * the client says it held the receipt (`held_ms`: the SDK holds one up to 250 ms in a burst),
+   * an upper bound that includes the receipt's way back. Older or repeated receipts move nothing.
    */
-  private received(connection: Connection, seq: number, withId: { id?: string | number }): void {
-    if (seq > connection.lastSeq) {
+  private received(connection: Connection, seq: number, heldMs: number, withId: { id?: string | number }): void {
+    // Never past what this socket was handed, nor past what this instance delivered (a resume
+    // position from the future sets `lastSeq` without anything having been sent).
+    const sent = Math.min(connection.lastSeq, this.fanout.deliveredSeq);
+    if (seq > sent) {
       return connection.notify('error', {
         code: 'invalid_request',
-        message: `seq: ${seq} is past the last signal sent on this socket (${connection.lastSeq})`,
+        message: `seq: ${seq} is past the last signal sent on this socket (${sent})`,
         field: 'seq',
         ...withId,
       });
     }
-    if (seq <= connection.receivedSeq) return;
+    if (seq <= connection.receivedSeq || seq <= connection.coveredFrom) return;
     connection.receivedSeq = seq;
     const at = Date.now();
     const committed = seq === connection.sentSeq ? this.fanout.commitTimeOf(seq) : undefined;
-    const receipt = { userId: connection.userId, seq, at, latencyMs: committed === undefined ? undefined : Math.max(0, at - committed) };
-    const tier = this.tiers.peek(connection.userId);
+    const latencyMs = committed === undefined ? undefined : Math.max(0, at - committed - heldMs);
+    this.withTier({ userId: connection.userId, from: connection.coveredFrom, seq, at, latencyMs });
+  }
+
+  /**
+   * Records a receipt with the user's tier: cached, or looked up with the other uncached users'
+   * receipts of this turn in one query (after a while of free signals only, tiers fall out of the
+   * cache, and a broadcast's receipts all arrive together).
+   */
+  private withTier(receipt: PendingReceipt): void {
+    const tier = this.tiers.peek(receipt.userId);
     if (tier) return this.receipts.received({ ...receipt, tier });
-    // Not cached (only free signals were sent lately): looked up, the receipt recorded once known.
-    void this.tiers.get(connection.userId).then(
-      (loaded) => this.receipts.received({ ...receipt, tier: loaded }),
-      () => this.receipts.received({ ...receipt, tier: undefined }),
-    );
+    const waiting = this.awaitingTier.get(receipt.userId);
+    if (waiting) return void waiting.push(receipt);
+    this.awaitingTier.set(receipt.userId, [receipt]);
+    if (this.awaitingTier.size > 1) return;
+    setImmediate(() => {
+      const batch = new Map(this.awaitingTier);
+      this.awaitingTier.clear();
+      const record = (tiers: Map<string, Tier>) => {
+        for (const [userId, receipts] of batch) for (const one of receipts) this.receipts.received({ ...one, tier: tiers.get(userId) });
+      };
+      this.tiers.getMany(batch.keys()).then(record, () => record(new Map()));
+    });
+  }
+
+  /**
+   * Where this socket's receipts start to cover: its resume position, or the seq current at its
+   * welcome (never past what this instance delivered). A resume position is itself a cumulative
+   * acknowledgement: the client resumes from the last seq it processed.
+   */
+  private coverFrom(connection: Connection, seq: number, resumed: boolean): void {
+    connection.coveredFrom = Math.min(seq, this.fanout.deliveredSeq);
+    connection.receivedSeq = Math.max(connection.receivedSeq, connection.coveredFrom);
+    if (resumed && connection.coveredFrom > 0) this.receipts.resumedFrom(connection.userId, connection.coveredFrom);
   }
 
   /** `auth`: a fresh token for the same user extends the connection; anything else is refused. */
@@ -319,6 +373,10 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     });
   }
 }
+
+type TierCounts = { sockets: [{ tier: Tier }, number][]; users: [{ tier: Tier }, number][] };
+
+type PendingReceipt = { userId: string; from: number; seq: number; at: number; latencyMs?: number };
 
 const idOf = (request: { id?: string | number }) => (request.id === undefined ? {} : { id: request.id });
 const expiryOf = (principal: Principal) =>

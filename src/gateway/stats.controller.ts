@@ -9,7 +9,7 @@ import { Tier } from '../generated/prisma/enums.js';
 import { TIERS } from '../signals/entitlement.js';
 import { ClusterReporter } from './cluster-reporter.service.js';
 import { DeliveryReceipts } from '../receipts/delivery-receipts.service.js';
-import { LATENCY_WINDOW_MS, mergeWindows, quantile } from '../receipts/latency-window.js';
+import { LATENCY_EDGES_MS, LATENCY_WINDOW_MS, latencyWindowSchema, mergeWindows, quantile } from '../receipts/latency-window.js';
 
 const count = z.int().min(0);
 const ms = z.number().min(0).nullable();
@@ -69,8 +69,14 @@ export class StatsController {
     for (const tier of (await this.tiers.getMany(users)).values()) usersByTier[tier]++;
     const sum = (pick: (i: InstanceSnapshot) => number) => instances.reduce((total, i) => total + pick(i), 0);
     // This instance's window as of now; the others' as of their last report.
+    // An instance whose report is unreadable (another version's buckets) is left out of the latency.
     const latency = mergeWindows(
-      instances.map((i) => (i.instance_id === self.instance_id ? self.delivery_latency : i.delivery_latency) ?? mergeWindows([])),
+      instances.flatMap((i) => {
+        const window = latencyWindowSchema.safeParse(i.instance_id === self.instance_id ? self.delivery_latency : i.delivery_latency);
+        return window.success && TIERS.every((tier) => window.data[tier].buckets.length === LATENCY_EDGES_MS.length + 1)
+          ? [window.data]
+          : [];
+      }),
     );
     const receipts = TIERS.reduce((total, tier) => total + latency[tier].count, 0);
     const withinSlo = TIERS.reduce((total, tier) => total + latency[tier].within_slo, 0);

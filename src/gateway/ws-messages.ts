@@ -45,7 +45,13 @@ export const clientRequestSchema = z.discriminatedUnion('type', [
   z.strictObject({ type: z.literal('resume'), id, since: z.number().int().min(0) }),
   z.strictObject({ type: z.literal('auth'), id, token: z.string().min(1).max(8192) }),
   /** A delivery receipt: every signal sent up to `seq` was processed. Cumulative; never answered. */
-  z.strictObject({ type: z.literal('received'), id, seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER) }),
+  z.strictObject({
+    type: z.literal('received'),
+    id,
+    seq: z.number().int().min(0).max(Number.MAX_SAFE_INTEGER),
+    /** How long the client held this receipt after processing `seq` (the SDK batches receipts in a burst). */
+    held_ms: z.number().int().min(0).max(60_000).optional(),
+  }),
 ]);
 
 export type ClientRequest = z.output<typeof clientRequestSchema>;

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry, type Metric } from 'prom-client';
 
 /** Durations inside one process (a sync, a fan-out), in seconds. */
 export const DURATION_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
@@ -79,6 +79,22 @@ export class Metrics {
     });
   }
 
+  /**
+   * A histogram with one label, kept as plain numbers by its owner (`observe` is a few additions)
+   * and turned into Prometheus series when scraped: for what happens once per socket.
+   */
+  plainHistogram<V extends string>(name: string, help: string, buckets: number[], labelName: string): PlainHistogram<V> {
+    const histogram = new PlainHistogram<V>(buckets);
+    this.registry.registerMetric({
+      name,
+      help,
+      type: 'histogram',
+      aggregator: 'sum',
+      get: async () => ({ name, help, type: 'histogram', aggregator: 'sum', values: histogram.values(name, labelName) }),
+    } as unknown as Metric);
+    return histogram;
+  }
+
   get contentType(): string {
     return this.registry.contentType;
   }
@@ -87,5 +103,30 @@ export class Metrics {
   async exposition(): Promise<string> {
     const [process, own] = await Promise.all([processMetrics().metrics(), this.registry.metrics()]);
     return `${process}\n${own}`;
+  }
+}
+
+/** Cumulative bucket counts, sum and count per label value. */
+export class PlainHistogram<V extends string> {
+  private readonly series = new Map<V, { buckets: number[]; sum: number; count: number }>();
+
+  constructor(private readonly bounds: number[]) {}
+
+  observe(label: V, value: number): void {
+    let series = this.series.get(label);
+    if (!series) this.series.set(label, (series = { buckets: new Array<number>(this.bounds.length).fill(0), sum: 0, count: 0 }));
+    for (let i = this.bounds.length - 1; i >= 0 && value <= this.bounds[i]!; i--) series.buckets[i]!++;
+    series.sum += value;
+    series.count++;
+  }
+
+  /** The series as prom-client's registry prints them. */
+  values(name: string, labelName: string): { metricName: string; labels: Record<string, string | number>; value: number }[] {
+    return [...this.series].flatMap(([label, { buckets, sum, count }]) => [
+      ...this.bounds.map((le, i) => ({ metricName: `${name}_bucket`, labels: { [labelName]: label, le }, value: buckets[i]! })),
+      { metricName: `${name}_bucket`, labels: { [labelName]: label, le: '+Inf' }, value: count },
+      { metricName: `${name}_sum`, labels: { [labelName]: label }, value: sum },
+      { metricName: `${name}_count`, labels: { [labelName]: label }, value: count },
+    ]);
   }
 }

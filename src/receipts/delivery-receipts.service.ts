@@ -1,9 +1,9 @@
 import { Injectable, Logger, type BeforeApplicationShutdown, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import type { Counter, Histogram } from 'prom-client';
 import { throttled } from '../common/log-throttle.js';
 import { AppConfig } from '../config/app-config.js';
 import type { Tier } from '../generated/prisma/enums.js';
-import { LATENCY_BUCKETS, Metrics } from '../metrics/metrics.js';
+import { LATENCY_BUCKETS, Metrics, type PlainHistogram } from '../metrics/metrics.js';
+import { extendCoverage, type Coverage } from './coverage.js';
 import { LatencyWindow, type LatencyWindowCounts } from './latency-window.js';
 import { ReceiptsRepository } from './receipts.repository.js';
 
@@ -11,8 +11,9 @@ import { ReceiptsRepository } from './receipts.repository.js';
  * What delivery receipts (`{"type":"received","seq":N}`) are turned into:
  * - delivery latency per tier: a Prometheus histogram, and the last 5 minutes in fixed buckets for
  *   `/ws/stats` (each instance reports its window; the cluster's numbers add them up);
- * - per user, the highest seq acknowledged and when, stored in batches every
+ * - per user, the range of seqs acknowledged (see `Coverage`) and when, stored in batches every
  *   `RECEIPT_FLUSH_INTERVAL_MS`, only for users whose receipt moved (never a write per receipt).
+ * Receipts are per socket: nothing here calls a metric library per receipt, only plain numbers.
  */
 @Injectable()
 export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeApplicationShutdown {
@@ -21,10 +22,11 @@ export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeAp
     this.logger.warn(`${count} users' receipts not stored yet (kept for the next try): ${message}`),
   );
   private readonly window: LatencyWindow;
-  private readonly latency: Histogram<'tier'>;
-  private readonly receipts: Counter<'tier'>;
-  /** Receipts that moved since the last flush: each user's highest seq and its arrival. */
-  private pending = new Map<string, { seq: number; at: number }>();
+  /** Delivery latency per tier, in seconds, kept as plain numbers and read when Prometheus scrapes. */
+  private readonly latency: PlainHistogram<Tier>;
+  private readonly receipts = new Map<Tier, number>();
+  /** What moved since the last flush: each user's coverage. */
+  private pending = new Map<string, Coverage>();
   private flushing?: Promise<void>;
   private timer?: NodeJS.Timeout;
   readonly sloMs: number;
@@ -36,13 +38,18 @@ export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeAp
   ) {
     this.sloMs = config.get('DELIVERY_SLO_MS');
     this.window = new LatencyWindow(this.sloMs);
-    this.latency = metrics.histogram(
+    this.latency = metrics.plainHistogram(
       'signalcast_delivery_latency_seconds',
       "From a signal's commit to the client's receipt of it (an upper bound: it includes the receipt's way back), by tier",
       LATENCY_BUCKETS,
+      'tier',
+    );
+    metrics.total(
+      'signalcast_delivery_receipts_total',
+      'Delivery receipts accepted from clients, by tier',
+      () => [...this.receipts].map(([tier, total]) => [{ tier }, total] as const),
       ['tier'],
     );
-    this.receipts = metrics.counter('signalcast_delivery_receipts_total', 'Delivery receipts accepted from clients, by tier', ['tier']);
   }
 
   onModuleInit(): void {
@@ -54,38 +61,53 @@ export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeAp
     clearInterval(this.timer);
   }
 
-  /** Shutdown, before the database closes: what is pending is stored. */
+  /**
+   * Shutdown, after the sockets closed and before the database closes: everything pending is
+   * stored (a flush already running took only what was pending when it began). What cannot be
+   * stored is said once, with its count.
+   */
   async beforeApplicationShutdown(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    for (let attempt = 0; attempt < 3 && (this.flushing || this.pending.size > 0); attempt++) {
+      await this.flushing;
+      await this.flush();
+    }
+    if (this.pending.size > 0) this.logger.error(`${this.pending.size} users' latest receipts could not be stored before shutdown`);
   }
 
   /**
-   * A receipt from one of the user's sockets, arrived at `at`; `latencyMs` when it answered the
-   * newest live signal sent there; `tier` unknown when it could not be looked up (only stored then).
+   * A receipt from one of the user's sockets: it covers `(from, seq]`, what that socket was sent
+   * from where it started. `latencyMs` when it answered the newest live signal sent there; `tier`
+   * unknown when it could not be looked up (the coverage is stored all the same).
    */
   received({
     userId,
     tier,
+    from,
     seq,
     at,
     latencyMs,
   }: {
     userId: string;
     tier: Tier | undefined;
+    from: number;
     seq: number;
     at: number;
     latencyMs?: number;
   }): void {
     if (tier) {
-      this.receipts.inc({ tier });
+      this.receipts.set(tier, (this.receipts.get(tier) ?? 0) + 1);
       if (latencyMs !== undefined) {
-        this.latency.observe({ tier }, latencyMs / 1000);
+        this.latency.observe(tier, latencyMs / 1000);
         this.window.record(tier, latencyMs);
       }
     }
-    const known = this.pending.get(userId);
-    if (!known || known.seq < seq) this.pending.set(userId, { seq, at });
+    this.pending.set(userId, extendCoverage(this.pending.get(userId), { from, seq, at, joins: false }));
+  }
+
+  /** A connection resumed from `seq`: the client says it processed everything up to it. */
+  resumedFrom(userId: string, seq: number): void {
+    this.pending.set(userId, extendCoverage(this.pending.get(userId), { from: seq, seq, at: Date.now(), joins: true }));
   }
 
   /** This instance's latencies of the last 5 minutes, per tier. */
@@ -104,11 +126,11 @@ export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeAp
     const batch = this.pending;
     this.pending = new Map();
     try {
-      await this.repository.saveHighest(batch);
+      await this.repository.saveCoverage(batch);
     } catch (error) {
-      for (const [userId, receipt] of batch) {
+      for (const [userId, coverage] of batch) {
         const newer = this.pending.get(userId);
-        if (!newer || newer.seq < receipt.seq) this.pending.set(userId, receipt);
+        this.pending.set(userId, newer ? extendCoverage(coverage, newer) : coverage);
       }
       this.warnUnsaved(this.pending.size, (error as Error).message);
     }

@@ -29,7 +29,10 @@ const versionAnswer = z.object({
   tier_then: z.enum(Tier).nullable(),
   /** Whether that tier was allowed to see this version. */
   entitled: z.boolean(),
-  /** Whether the user has acknowledged a seq at or past this version's. */
+  /**
+   * Whether the user's clients acknowledged this version: a receipt at or past its seq, from
+   * connections that followed each other without a gap since before it (see `receipt`).
+   */
   acknowledged: z.boolean(),
 });
 
@@ -41,21 +44,30 @@ export const receiptAnswerSchema = apiComponent(
     /** The signal as first stored (version 1): the dispute's usual question. */
     ...versionAnswer.shape,
     /**
-     * The highest seq the user acknowledged and when that receipt arrived (an acknowledgement of a
-     * seq covers every earlier one, so the signal was acknowledged at or before `received_at`).
+     * What the user's clients acknowledged: every signal they were sent with a seq in
+     * `(from_seq, seq]`, the receipt for `seq` arriving at `received_at` (an acknowledgement is
+     * cumulative: a version in the range was acknowledged at or before it). The range starts where the
+     * acknowledging connections started (a resume position, or the seq current at a fresh welcome):
+     * signals before a fresh start were never sent to those connections. After a fresh start past the
+     * range, the new range replaces it. Signals a client's filter or tier kept from it are in the range
+     * but were not sent: `entitled` tells the tier; the client's filter is not recorded.
      */
-    receipt: z.object({ seq, received_at: utcTimestamp }).nullable(),
+    receipt: z.object({ from_seq: z.int().min(0), seq, received_at: utcTimestamp }).nullable(),
     /** Every stored version, oldest first, answered the same way (an amendment may change `min_tier`). */
     versions: z.array(versionAnswer),
   }),
 );
 export type ReceiptAnswer = z.infer<typeof receiptAnswerSchema>;
 
-/** The tier a user had at `at`, from the tier history (oldest first) and the current tier. */
-function tierAt(history: TierChange[], current: Tier, at: Date): Tier {
+/**
+ * The tier a user had when the signal with this seq was stored, from the tier history (oldest
+ * first) and the current tier. A change records the highest seq stored when it was made (signals
+ * and tier changes take the same lock), so no clocks are compared.
+ */
+function tierAt(history: TierChange[], current: Tier, seq: number): Tier {
   let tier = history[0]?.fromTier ?? current;
   for (const change of history) {
-    if (change.changedAt > at) break;
+    if (Number(change.atSeq) >= seq) break;
     tier = change.toTier;
   }
   return tier;
@@ -90,7 +102,7 @@ export class ReceiptsController {
     if (versions.length === 0) throw new AppError('not_found', `No signal with id ${query.signal}`);
     const [history, receipt] = await Promise.all([this.users.tierHistory(userId), this.receipts.findReceipt(userId)]);
     const answers = versions.map((version) => {
-      const tierThen = user.createdAt > version.storedAt ? null : tierAt(history, user.tier, version.storedAt);
+      const tierThen = user.createdAt > version.storedAt ? null : tierAt(history, user.tier, version.seq);
       return {
         version: version.version,
         seq: version.seq,
@@ -98,14 +110,14 @@ export class ReceiptsController {
         min_tier: version.minTier,
         tier_then: tierThen,
         entitled: tierThen !== null && canSee(tierThen, version.minTier),
-        acknowledged: receipt !== null && receipt.seq >= version.seq,
+        acknowledged: receipt !== null && receipt.fromSeq < version.seq && version.seq <= receipt.seq,
       };
     });
     return {
       user_id: userId,
       signal_id: query.signal,
       ...answers[0]!,
-      receipt: receipt && { seq: receipt.seq, received_at: receipt.receivedAt.toISOString() },
+      receipt: receipt && { from_seq: receipt.fromSeq, seq: receipt.seq, received_at: receipt.receivedAt.toISOString() },
       versions: answers,
     };
   }

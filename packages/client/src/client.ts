@@ -96,6 +96,8 @@ export class SignalcastClient {
   private abandonedAt = -Infinity;
   /** Receipts: the highest seq that came over a WebSocket and was processed, and the last one acknowledged. */
   private processed = -1;
+  /** When `processed` last moved: a receipt sent later says how long it was held. */
+  private processedAt = 0;
   private acked = -1;
   /** The current socket's server does not know `received` (an older version): no receipts on it. */
   private noReceipts = false;
@@ -267,7 +269,7 @@ export class SignalcastClient {
         if (this.replayTimer) this.watchReplay(ws);
         this.deliver(signal as Signal);
         // Handled now, or before (a duplicate): either way processed. A throwing handler counts too, as it does for lastSeq.
-        this.processed = Math.max(this.processed, signal.seq);
+        if (signal.seq > this.processed) [this.processed, this.processedAt] = [signal.seq, Date.now()];
         return this.receipt();
       }
       case 'replay_complete':
@@ -408,7 +410,9 @@ export class SignalcastClient {
    */
   private receipt(): void {
     if (this.receiptTimer || !this.welcomed || this.noReceipts || this.options.receipts === false) return;
-    if (this.processed <= this.acked || !this.send({ type: 'received', seq: this.processed })) return;
+    // Held past the signal (a window's end, a new socket): said, so that the server can leave it out of the latency.
+    const held = Math.min(60_000, Date.now() - this.processedAt);
+    if (this.processed <= this.acked || !this.send({ type: 'received', seq: this.processed, ...(held > 0 && { held_ms: held }) })) return;
     this.acked = this.processed;
     this.receiptTimer = setTimeout(() => {
       this.receiptTimer = undefined;

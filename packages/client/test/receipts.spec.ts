@@ -41,6 +41,18 @@ describe('receipts: when', () => {
     expect(receipts(ws)).toEqual([1, 100]);
   });
 
+  it('a receipt held past its signal says for how long (the server leaves it out of the latency); one sent at once says nothing', async () => {
+    const { ws } = await live();
+    ws.receive({ type: 'signal', ...signal(1) });
+    await vi.advanceTimersByTimeAsync(100);
+    ws.receive({ type: 'signal', ...signal(2) }); // processed 100 ms into the window
+    await vi.advanceTimersByTimeAsync(150);
+    expect(ws.sent.filter((message) => message.type === 'received')).toEqual([
+      { type: 'received', seq: 1 },
+      { type: 'received', seq: 2, held_ms: 150 },
+    ]);
+  });
+
   it('a steady stream: at most one every 250 ms, each with the highest seq processed by then', async () => {
     const { ws } = await live();
     for (let seq = 1; seq <= 10; seq++) {
