@@ -1,17 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { Api, flush, signalBody, WsClient } from './support/clients.js';
+import { waitFor } from './support/processes.js';
 import { createTestDatabase, startApp, type TestApp, type TestDatabase } from './support/test-app.js';
-
-/** Polls until `check` returns a value (not undefined), or fails after `timeoutMs`. */
-async function eventually<T>(check: () => Promise<T | undefined>, timeoutMs = 5_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`not true after ${timeoutMs} ms`);
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-}
 
 describe('delivery receipts: latency per tier, the acknowledged position, disputes', () => {
   let database: TestDatabase;
@@ -43,10 +33,14 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     const synced = await api.sync(provider.apiKey, signalBody({ premium: true }));
     const signal = await socket.next((m) => m.type === 'signal' && m.seq === synced.body.seq);
     socket.send({ type: 'received', seq: signal.seq });
-    const after = await eventually(async () => {
-      const now = await stats();
-      return now.delivery_latency_ms.elite.count > before.delivery_latency_ms.elite.count ? now : undefined;
-    });
+    const after = await waitFor(
+      async () => {
+        const now = await stats();
+        return now.delivery_latency_ms.elite.count > before.delivery_latency_ms.elite.count ? now : undefined;
+      },
+      5_000,
+      'the receipt never showed in /ws/stats',
+    );
     expect(after.delivery_latency_ms.elite.count).toBe(before.delivery_latency_ms.elite.count + 1);
     expect(after.delivery_latency_ms.elite.p50).toBeGreaterThanOrEqual(0);
     expect(after.delivery_latency_ms.elite.p99).toBeGreaterThanOrEqual(after.delivery_latency_ms.elite.p50);
@@ -82,10 +76,14 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     const before = await api.sync(provider.apiKey, signalBody({ premium: true }));
     const delivered = await socket.next((m) => m.type === 'signal' && m.seq === before.body.seq);
     socket.send({ type: 'received', seq: delivered.seq });
-    const acked = await eventually(async () => {
-      const answer = await dispute(user.id, before.body.signal.id);
-      return answer.body.acknowledged ? answer : undefined;
-    });
+    const acked = await waitFor(
+      async () => {
+        const answer = await dispute(user.id, before.body.signal.id);
+        return answer.body.acknowledged ? answer : undefined;
+      },
+      5_000,
+      'the receipt was never stored',
+    );
     expect(acked.status).toBe(200);
     expect(acked.body).toMatchObject({
       user_id: user.id,
@@ -119,7 +117,7 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     const fresh = await WsClient.connect(app.wsUrl, { token: user.token });
     const after = await api.sync(provider.apiKey, signalBody());
     fresh.send({ type: 'received', seq: (await fresh.next((m) => m.type === 'signal' && m.seq === after.body.seq)).seq });
-    await eventually(async () => ((await dispute(user.id, after.body.signal.id)).body.acknowledged ? true : undefined));
+    await waitFor(async () => (await dispute(user.id, after.body.signal.id)).body.acknowledged, 5_000, 'never acknowledged');
     expect((await dispute(user.id, missed.body.signal.id)).body).toMatchObject({ entitled: true, acknowledged: false });
     const answer = (await dispute(user.id, after.body.signal.id)).body;
     expect(answer.receipt).toMatchObject({ from_seq: missed.body.seq, seq: after.body.seq });
@@ -132,13 +130,13 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     const before = await api.sync(provider.apiKey, signalBody());
     const seen = await first.next((m) => m.type === 'signal' && m.seq === before.body.seq);
     first.send({ type: 'received', seq: seen.seq });
-    await eventually(async () => ((await dispute(user.id, before.body.signal.id)).body.acknowledged ? true : undefined));
+    await waitFor(async () => (await dispute(user.id, before.body.signal.id)).body.acknowledged, 5_000, 'never acknowledged');
     await first.close();
     const whileAway = await api.sync(provider.apiKey, signalBody());
     const resumed = await WsClient.connect(app.wsUrl, { token: user.token, since: seen.seq });
     const replayed = await resumed.next((m) => m.type === 'signal' && m.seq === whileAway.body.seq);
     resumed.send({ type: 'received', seq: replayed.seq });
-    await eventually(async () => ((await dispute(user.id, whileAway.body.signal.id)).body.acknowledged ? true : undefined));
+    await waitFor(async () => (await dispute(user.id, whileAway.body.signal.id)).body.acknowledged, 5_000, 'never acknowledged');
     expect((await dispute(user.id, before.body.signal.id)).body.acknowledged).toBe(true);
     await resumed.close();
   });
