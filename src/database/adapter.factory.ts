@@ -31,8 +31,11 @@ export async function openAdapter(options: AdapterOptions): Promise<OpenedAdapte
         // Short queries only: PostgreSQL's JIT never pays off here and can cost far more than the
         // query. Without statistics (autovacuum off, or a young table) the writer's read was
         // estimated above `jit_above_cost` at ~40k signals and spent ~180 ms compiling, each time.
-        // An `options` parameter in DATABASE_URL replaces this one.
-        options: '-c jit=off',
+        // Sessions in UTC: the drivers hand PostgreSQL a Date without its offset, which it reads in
+        // the session's time zone (a server set to another zone would shift such instants by hours;
+        // the queries that compare instants also pass them with their offset).
+        // An `options` parameter in DATABASE_URL replaces these.
+        options: '-c jit=off -c TimeZone=UTC',
       }),
       close: async () => undefined,
     };

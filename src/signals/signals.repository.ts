@@ -290,6 +290,9 @@ export class SignalsRepository {
    * Each part returns at most `limit` rows.
    */
   async dueForExpiry(now: Date, floor: ExpiryFloor, limit: number): Promise<DueSignals> {
+    // Instants as ISO strings cast to timestamptz: the drivers pass a Date without its offset, which
+    // PostgreSQL would read in the session's time zone (hours off on a server not set to UTC).
+    const [at, floorAt] = [now.toISOString(), floor.expiresAt.toISOString()];
     const rows = await this.database.prisma.$queryRaw<
       ({ last_seq: bigint } & (
         { part: 'expiry' | 'change'; provider_id: string; external_id: string; version: number; expires_at: Date } | { part: null }
@@ -299,11 +302,11 @@ export class SignalsRepository {
       FROM sequence_counters c
       LEFT JOIN LATERAL (
         (SELECT 'expiry' AS part, provider_id, external_id, version, expires_at FROM signals
-         WHERE expires_at > ${floor.expiresAt} AND expires_at <= ${now} AND status = 'active'
+         WHERE expires_at > ${floorAt}::timestamptz AND expires_at <= ${at}::timestamptz AND status = 'active'
          ORDER BY expires_at LIMIT ${limit})
         UNION ALL
         (SELECT 'change' AS part, provider_id, external_id, version, expires_at FROM signals
-         WHERE seq > ${BigInt(floor.seq)} AND expires_at <= ${floor.expiresAt} AND expires_at <= ${now} AND status = 'active'
+         WHERE seq > ${BigInt(floor.seq)} AND expires_at <= ${floorAt}::timestamptz AND expires_at <= ${at}::timestamptz AND status = 'active'
          ORDER BY seq LIMIT ${limit})
       ) d ON true
       WHERE c.name = 'signal'`;
