@@ -19,7 +19,8 @@
 //                    [--split]            (signalcast as two instances sharing PostgreSQL and Redis: one
 //                                          takes the HTTP API and writes, one holds the sockets)
 //                    (the target `signalcast:observed` is signalcast operated: its clients send delivery
-//                     receipts as the SDK does, and Prometheus scrapes /metrics every second)
+//                     receipts as the SDK does, and Prometheus scrapes /metrics every second;
+//                     `signalcast:scraped`: the scrapes without the receipts)
 // Server processes are pinned to core 0 and clients to core 1 when `taskset` exists.
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -247,7 +248,7 @@ function wireSignal(seq) {
 }
 
 /** signalcast: the production build, its own database, users and a provider made through the admin API. */
-async function startSignalcast(socketCount, { observed = false } = {}) {
+async function startSignalcast(socketCount, { observed = false, receipts = observed } = {}) {
   const port = await freePort();
   const metricsToken = randomBytes(24).toString('base64url');
   const admin = { email: 'bench-admin@signalcast.bench', password: 'bench-admin-password' };
@@ -342,9 +343,9 @@ async function startSignalcast(socketCount, { observed = false } = {}) {
   let seq = 0;
   let scraper;
   return {
-    name: observed ? 'signalcast:observed' : 'signalcast',
+    name: observed ? (receipts ? 'signalcast:observed' : 'signalcast:scraped') : 'signalcast',
     kind: 'signalcast',
-    receipts: observed,
+    receipts,
     /** Observed: a scrape of every instance's /metrics each second while signals flow (Prometheus scrapes every 15 s by default). */
     startScraping() {
       if (!observed) return;
@@ -445,6 +446,7 @@ function startTarget(name, sockets) {
   name = name.replace(/:single$/, '');
   if (name === 'signalcast') return startSignalcast(sockets);
   if (name === 'signalcast:observed') return startSignalcast(sockets, { observed: true });
+  if (name === 'signalcast:scraped') return startSignalcast(sockets, { observed: true, receipts: false });
   if (name === 'bare-ws') return startBaseline('bare-ws', 'baseline-ws.mjs', sockets);
   if (name === 'socketio') return startBaseline('socketio', 'baseline-socketio.mjs', sockets);
   throw new Error(`unknown target ${name}`);
@@ -804,9 +806,10 @@ function ratios(results) {
     // Operated (receipts and scrapes) against plain, each as a ratio to the ceiling of the same run.
     for (const [name, run] of [
       ['signalcast', sc],
+      ['signalcast:scraped', of('signalcast:scraped')],
       ['signalcast:observed', observed],
     ]) {
-      if (!run || !observed || !sc) continue;
+      if (!run || !sc || (!observed && !of('signalcast:scraped'))) continue;
       const parts = [];
       if (ceiling) {
         parts.push(

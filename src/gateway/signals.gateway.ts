@@ -20,7 +20,7 @@ import { FanoutService } from './fanout.service.js';
 import { ReplayService } from './replay.service.js';
 import { filterOf, principalOf, sinceOf, UpgradeAuthenticator } from './upgrade-authenticator.js';
 import { closeCodeLabel, WS_CLOSE } from './ws-close-codes.js';
-import { parseClientFrame, type ClientRequest } from './ws-messages.js';
+import { parseClientFrame, parseReceiptFrame, type ClientRequest } from './ws-messages.js';
 
 /** How long shutdown waits for sockets to finish their close handshake. */
 const SHUTDOWN_CLOSE_WAIT_MS = 2_000;
@@ -234,6 +234,12 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
       return connection.notify('error', { code: 'rate_limited', message: 'Too many requests; slow down' });
     }
     connection.strikes = 0;
+    const receipt = isBinary ? undefined : parseReceiptFrame(data);
+    if (receipt) {
+      // One per socket per signal: answered here, without the general parse. Before the welcome,
+      // as any request then, it is refused by `handle`.
+      if (this.registry.get(connection.socket)) return this.received(connection, receipt.seq, receipt.heldMs, {});
+    }
     const frame = parseClientFrame(data, isBinary);
     if (!frame.ok) {
       const { code, message, field, id } = frame;

@@ -93,3 +93,43 @@ export function parseClientFrame(data: Buffer, isBinary: boolean): ParsedFrame {
     id: requestId,
   };
 }
+
+const RECEIPT_PREFIX = Buffer.from('{"type":"received","seq":');
+const HELD_KEY = Buffer.from(',"held_ms":');
+const ZERO = 0x30;
+const NINE = 0x39;
+const CLOSE_BRACE = 0x7d;
+
+/** Reads the digits at `at` as a non-negative integer of at most 15 digits (no leading zero); the index after them. */
+function digitsAt(data: Buffer, at: number): { value: number; end: number } | undefined {
+  let end = at;
+  let value = 0;
+  while (end < data.length && data[end]! >= ZERO && data[end]! <= NINE && end - at < 15) value = value * 10 + data[end++]! - ZERO;
+  if (end === at || (data[at] === ZERO && end - at > 1)) return undefined;
+  return { value, end };
+}
+
+/**
+ * A delivery receipt exactly as the SDK writes it, `{"type":"received","seq":N}` or with
+ * `,"held_ms":M` after the seq, read from the bytes without JSON.parse or the schema: clients send
+ * one per signal, as many as the server sends. Anything else (another order, spaces, an `id`)
+ * returns undefined and goes through `parseClientFrame`, which gives the same answer slower.
+ */
+export function parseReceiptFrame(data: Buffer): { seq: number; heldMs: number } | undefined {
+  if (
+    data.length > 64 ||
+    data.length < RECEIPT_PREFIX.length + 2 ||
+    data.compare(RECEIPT_PREFIX, 0, RECEIPT_PREFIX.length, 0, RECEIPT_PREFIX.length) !== 0
+  ) {
+    return undefined;
+  }
+  const seq = digitsAt(data, RECEIPT_PREFIX.length);
+  if (!seq) return undefined;
+  if (seq.end === data.length - 1 && data[seq.end] === CLOSE_BRACE) return { seq: seq.value, heldMs: 0 };
+  if (seq.end + HELD_KEY.length > data.length || data.compare(HELD_KEY, 0, HELD_KEY.length, seq.end, seq.end + HELD_KEY.length) !== 0) {
+    return undefined;
+  }
+  const held = digitsAt(data, seq.end + HELD_KEY.length);
+  if (!held || held.value > 60_000 || held.end !== data.length - 1 || data[held.end] !== CLOSE_BRACE) return undefined;
+  return { seq: seq.value, heldMs: held.value };
+}
