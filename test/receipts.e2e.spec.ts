@@ -141,6 +141,24 @@ describe('delivery receipts: latency per tier, the acknowledged position, disput
     await resumed.close();
   });
 
+  it('does not take a resume position for an acknowledgement: a client may start from one it never reached', async () => {
+    const user = await api.user('pro');
+    const first = await WsClient.connect(app.wsUrl, { token: user.token });
+    const before = await api.sync(provider.apiKey, signalBody());
+    first.send({ type: 'received', seq: (await first.next((m) => m.type === 'signal' && m.seq === before.body.seq)).seq });
+    await waitFor(async () => (await dispute(user.id, before.body.signal.id)).body.acknowledged, 5_000, 'never acknowledged');
+    await first.close();
+    const missed = await api.sync(provider.apiKey, signalBody());
+    // As the SDK's `history` option or a polled `latest_seq` does: a position past what it processed.
+    const resumed = await WsClient.connect(app.wsUrl, { token: user.token, since: missed.body.seq });
+    await resumed.next((m) => m.type === 'replay_complete');
+    const after = await api.sync(provider.apiKey, signalBody());
+    resumed.send({ type: 'received', seq: (await resumed.next((m) => m.type === 'signal' && m.seq === after.body.seq)).seq });
+    await waitFor(async () => (await dispute(user.id, after.body.signal.id)).body.acknowledged, 5_000, 'never acknowledged');
+    expect((await dispute(user.id, missed.body.signal.id)).body.acknowledged).toBe(false);
+    await resumed.close();
+  });
+
   it('refuses a receipt past what the service delivered, even after a resume from a position in the future', async () => {
     const user = await api.user('pro');
     const socket = await WsClient.connect(app.wsUrl, { token: user.token, since: 9_000_000_000_000 });

@@ -65,20 +65,19 @@ export class UsersRepository {
   /**
    * Returns `null` when there is no such user. A tier change is written to the tier history in the
    * same transaction, with the tier it replaced and who made it, and where it falls among signals:
-   * the signal counter is locked first (as every signal write does), so each signal is stored either
-   * before the change (seq at or below `atSeq`) or after it commits. The user's row is locked next,
-   * without blocking signal writes that reference it (a provider's own tier may change too).
+   * the signal counter is locked until the commit, so each signal is stored either before the change
+   * (seq at or below `atSeq`) or after it commits. The user's row is locked without blocking signal
+   * writes that reference it (a provider's own tier may change too), and before the counter: signal
+   * writes take the counter, then only a key-share lock on the user, so the two cannot deadlock.
    */
   async update(id: string, data: { tier?: Tier; role?: Role }, changedBy?: string): Promise<User | null> {
     return this.database.prisma.$transaction(async (tx) => {
-      const changesTier = data.tier !== undefined;
-      const [counter] = changesTier
-        ? await tx.$queryRaw<{ value: bigint }[]>`SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`
-        : [];
       const [before] = await tx.$queryRaw<{ tier: Tier }[]>`SELECT tier::text AS tier FROM users WHERE id = ${id}::uuid FOR NO KEY UPDATE`;
       if (!before) return null;
       const user = await tx.user.update({ where: { id }, data });
       if (data.tier !== undefined && data.tier !== before.tier) {
+        // Last, so that signal writes wait only for this insert and the commit.
+        const [counter] = await tx.$queryRaw<{ value: bigint }[]>`SELECT value FROM sequence_counters WHERE name = 'signal' FOR UPDATE`;
         await tx.tierChange.create({
           data: { userId: id, changedBy: changedBy ?? null, fromTier: before.tier, toTier: data.tier, atSeq: counter?.value ?? 0n },
         });

@@ -193,7 +193,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
     // reaches this socket, and nothing reaches it before the welcome.
     this.registry.add(connection);
     const welcomeSeq = this.fanout.deliveredSeq;
-    this.coverFrom(connection, since ?? welcomeSeq, since !== undefined);
+    this.coverFrom(connection, since ?? welcomeSeq);
     connection.notify('welcome', {
       user_id: principal.userId,
       tier,
@@ -272,7 +272,7 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
         connection.phase = 'idle';
         return connection.notify('ack', { ...withId, subscribed: false });
       case 'resume':
-        this.coverFrom(connection, request.since, true);
+        this.coverFrom(connection, request.since);
         return this.replay.resume(connection, request.since, request.id);
     }
   }
@@ -296,11 +296,15 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
         ...withId,
       });
     }
-    if (seq <= connection.receivedSeq || seq <= connection.coveredFrom) return;
-    connection.receivedSeq = seq;
     const at = Date.now();
+    // At or below where this socket started: a receipt an earlier socket still owed (the SDK sends
+    // it after the replay); it acknowledges what that socket was sent, up to `seq`.
+    if (seq <= connection.coveredFrom) return this.receipts.owed(connection.userId, seq, at);
+    if (seq <= connection.receivedSeq) return;
+    connection.receivedSeq = seq;
     const committed = seq === connection.sentSeq ? this.fanout.commitTimeOf(seq) : undefined;
-    const latencyMs = committed === undefined ? undefined : Math.max(0, at - committed - heldMs);
+    // The SDK holds a receipt at most one window (250 ms): a larger `held_ms` is not taken off.
+    const latencyMs = committed === undefined ? undefined : Math.max(0, at - committed - Math.min(heldMs, RECEIPT_WINDOW_MS));
     this.withTier({ userId: connection.userId, from: connection.coveredFrom, seq, at, latencyMs });
   }
 
@@ -328,13 +332,13 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 
   /**
    * Where this socket's receipts start to cover: its resume position, or the seq current at its
-   * welcome (never past what this instance delivered). A resume position is itself a cumulative
-   * acknowledgement: the client resumes from the last seq it processed.
+   * welcome (never past what this instance delivered). A resume position is not an acknowledgement
+   * by itself: a client may start from a position it never reached (the SDK's `history`, a polled
+   * `latest_seq`), and what lies before it was never sent to this socket.
    */
-  private coverFrom(connection: Connection, seq: number, resumed: boolean): void {
+  private coverFrom(connection: Connection, seq: number): void {
     connection.coveredFrom = Math.min(seq, this.fanout.deliveredSeq);
     connection.receivedSeq = Math.max(connection.receivedSeq, connection.coveredFrom);
-    if (resumed && connection.coveredFrom > 0) this.receipts.resumedFrom(connection.userId, connection.coveredFrom);
   }
 
   /** `auth`: a fresh token for the same user extends the connection; anything else is refused. */
@@ -381,6 +385,9 @@ export class SignalsGateway implements OnGatewayConnection, OnGatewayDisconnect,
 }
 
 type TierCounts = { sockets: [{ tier: Tier }, number][]; users: [{ tier: Tier }, number][] };
+
+/** How long the SDK holds a receipt at most (its window during a burst). */
+const RECEIPT_WINDOW_MS = 250;
 
 type PendingReceipt = { userId: string; from: number; seq: number; at: number; latencyMs?: number };
 

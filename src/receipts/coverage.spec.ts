@@ -13,7 +13,7 @@ describe('extendCoverage', () => {
     expect(extendCoverage(range(10, 20), range(21, 30))).toEqual(range(21, 30));
   });
 
-  it('joins a resume claim past the known range: the client says it processed everything up to it', () => {
+  it('joins the claim of an owed receipt past the known range: the client says it processed everything up to it', () => {
     expect(extendCoverage(range(10, 20), range(25, 25, true))).toEqual(range(10, 25));
     expect(extendCoverage(range(10, 25), range(25, 40))).toEqual(range(10, 40));
   });

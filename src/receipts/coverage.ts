@@ -3,16 +3,17 @@
  * `(from, seq]`, acknowledged by the receipt for `seq` that arrived `at`.
  *
  * A receipt covers what its connection was sent from where the connection started: the position
- * it resumed from, or the seq current at its welcome. A resume position is itself a cumulative
- * acknowledgement (a client resumes from the last seq it processed): such a claim `joins` whatever
- * range is already known below it. Ranges that meet join; after a gap (a client that started afresh
+ * it resumed from, or the seq current at its welcome. A receipt an earlier connection owed,
+ * arriving on the next one at or below where that one started, acknowledges everything up to its
+ * seq: such a claim `joins` whatever range is already known below it (a resume position alone is
+ * not one: a client may start from a position it never reached). Ranges that meet join; after a gap (a client that started afresh
  * past the known range) the newer range replaces the older.
  */
 export interface Coverage {
   from: number;
   seq: number;
   at: number;
-  /** Starts with a resume claim: joins any known range that ends below it. */
+  /** An owed receipt's claim: joins any known range that ends below it. */
   joins: boolean;
 }
 

@@ -105,9 +105,12 @@ export class DeliveryReceipts implements OnModuleInit, OnModuleDestroy, BeforeAp
     this.pending.set(userId, extendCoverage(this.pending.get(userId), { from, seq, at, joins: false }));
   }
 
-  /** A connection resumed from `seq`: the client says it processed everything up to it. */
-  resumedFrom(userId: string, seq: number): void {
-    this.pending.set(userId, extendCoverage(this.pending.get(userId), { from: seq, seq, at: Date.now(), joins: true }));
+  /**
+   * A receipt an earlier socket owed, arriving on the next one: everything up to `seq` was
+   * processed, which extends the range that earlier socket's receipts built (it joins below).
+   */
+  owed(userId: string, seq: number, at: number): void {
+    this.pending.set(userId, extendCoverage(this.pending.get(userId), { from: seq, seq, at, joins: true }));
   }
 
   /** This instance's latencies of the last 5 minutes, per tier. */
